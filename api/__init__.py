@@ -1,0 +1,1 @@
+"""Tiandi HTTP API: auth, roles, routers per resource, audit."""

@@ -1,0 +1,1 @@
+"""SSH device drivers, the failover engine and conference orchestration (coming with the Failover issue)."""

@@ -1,0 +1,1 @@
+"""Grafana dashboards as code and their publisher (coming with the NOC view issue)."""

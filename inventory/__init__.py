@@ -1,0 +1,1 @@
+"""Tiandi inventory: sites, devices, links, credential profiles — the source of truth."""

@@ -1,0 +1,1 @@
+"""A simulated national network of SNMP agents and SSH CLIs (coming with the Lab issue)."""

@@ -1,0 +1,1 @@
+"""Composition root: settings, the tiandi CLI and process wiring."""

@@ -1,0 +1,12 @@
+"""Every table Tiandi keeps, gathered on one metadata for Alembic and for tests."""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+
+
+def all_metadata() -> MetaData:
+    # Importing a model module registers its tables on the shared declarative Base.
+    import inventory.model as inventory_model
+
+    return inventory_model.Base.metadata
