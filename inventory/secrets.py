@@ -25,13 +25,18 @@ class SecretRef:
     name: str
 
     def __post_init__(self) -> None:
+        # The name is not echoed: a malformed reference is often the secret itself pasted in.
         if self.source == "env" and not _ENV_NAME.match(self.name):
             raise ValueError(
-                f"{self.name!r} is not a valid environment variable name "
-                "(letters, digits and '_', not starting with a digit)"
+                f"an env reference must name an environment variable (letters, digits and '_', "
+                f"not starting with a digit), got {len(self.name)} other characters; never put "
+                "the secret itself in the inventory"
             )
         if self.source == "file" and not self.name.startswith("/"):
-            raise ValueError(f"secret file path {self.name!r} must be absolute")
+            raise ValueError(
+                f"a file reference must be an absolute path, got {len(self.name)} characters "
+                "not starting with '/'; never put the secret itself in the inventory"
+            )
 
     @classmethod
     def parse(cls, stored: str) -> SecretRef:

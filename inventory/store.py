@@ -236,7 +236,11 @@ def apply_document(session: Session, doc: InventoryDoc, *, prune: bool = True) -
         )
 
     # Sites first without parents, so a child may precede its parent in the document.
+    # Only a site that existed and was not already counted is "updated" by a new parent
+    # (after the flush below, new rows are no longer in session.new).
+    unchanged_sites = set(sites)
     for s in doc.sites:
+        counted = summary.updated.get("sites", 0)
         _upsert(
             session,
             summary,
@@ -252,13 +256,15 @@ def apply_document(session: Session, doc: InventoryDoc, *, prune: bool = True) -
                 "longitude": s.longitude,
             },
         )
+        if summary.updated.get("sites", 0) != counted:
+            unchanged_sites.discard(s.name)
     session.flush()
     for s in doc.sites:
         row = sites[s.name]
         parent_id = sites[s.parent].id if s.parent else None
         if row.parent_id != parent_id:
             row.parent_id = parent_id
-            if row not in session.new:
+            if s.name in unchanged_sites:
                 summary.bump("updated", "sites")
 
     for s in doc.sites:
@@ -290,6 +296,15 @@ def apply_document(session: Session, doc: InventoryDoc, *, prune: bool = True) -
         # Removed links go first: a link that changes role may otherwise collide with
         # the (site, role) uniqueness of one being removed.
         _prune(session, summary, "links", [r for n, r in links.items() if n not in wanted_links])
+        session.flush()
+    # Links that change role step aside first: two links trading roles would otherwise collide
+    # on the (site, role) uniqueness in the middle of the flush. The placeholder role never
+    # outlives this transaction.
+    doc_roles = {lk.name: lk.role for s in doc.sites for lk in s.links}
+    moving = [r for n, r in links.items() if n in doc_roles and r.role != doc_roles[n]]
+    if moving:
+        for row in moving:
+            row.role = f"moving-{row.id}"  # type: ignore[assignment]
         session.flush()
     for s in doc.sites:
         for lk in s.links:

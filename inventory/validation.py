@@ -7,7 +7,7 @@ cross-object rules then run over everything that parsed.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -38,7 +38,14 @@ def _errors(prefix: str, err: ValidationError) -> list[Problem]:
     return [Problem(_loc_to_path(prefix, e["loc"]), e["msg"]) for e in err.errors()]
 
 
-def _parse_list(raw: Any, key: str, model: type[M], problems: list[Problem]) -> list[M]:
+def _raw_name(item: Any) -> str | None:
+    name = item.get("name") if isinstance(item, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _parse_list(
+    raw: Any, key: str, model: type[M], problems: list[Problem], broken: set[str]
+) -> list[M]:
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -50,10 +57,14 @@ def _parse_list(raw: Any, key: str, model: type[M], problems: list[Problem]) -> 
             parsed.append(model.model_validate(item))
         except ValidationError as err:
             problems.extend(_errors(f"{key}[{i}]", err))
+            if (name := _raw_name(item)) is not None:
+                broken.add(name)
     return parsed
 
 
-def _parse_sites(raw: Any, problems: list[Problem]) -> list[tuple[int, SiteDoc]]:
+def _parse_sites(
+    raw: Any, problems: list[Problem], broken: Mapping[str, set[str]]
+) -> list[tuple[int, SiteDoc]]:
     """Parse sites, keeping the well-formed devices/links of a site whose other parts are bad."""
     if raw is None:
         return []
@@ -71,9 +82,18 @@ def _parse_sites(raw: Any, problems: list[Problem]) -> list[tuple[int, SiteDoc]]
             site = SiteDoc.model_validate(body)
         except ValidationError as err:
             problems.extend(_errors(prefix, err))
+            if (name := _raw_name(item)) is not None:
+                broken["sites"].add(name)
+            devices = item.get("devices")
+            if isinstance(devices, list):
+                broken["devices"].update(n for d in devices if (n := _raw_name(d)) is not None)
             continue
-        site.devices = _parse_list(item.get("devices"), f"{prefix}.devices", DeviceDoc, problems)
-        site.links = _parse_list(item.get("links"), f"{prefix}.links", LinkDoc, problems)
+        site.devices = _parse_list(
+            item.get("devices"), f"{prefix}.devices", DeviceDoc, problems, broken["devices"]
+        )
+        site.links = _parse_list(
+            item.get("links"), f"{prefix}.links", LinkDoc, problems, broken["links"]
+        )
         out.append((i, site))
     return out
 
@@ -91,9 +111,22 @@ def _duplicates(names: Iterable[tuple[str, str]], what: str) -> list[Problem]:
     return problems
 
 
-def check_references(doc: InventoryDoc, site_index: list[int] | None = None) -> list[Problem]:
-    """Cross-object rules over a structurally valid document."""
+def check_references(
+    doc: InventoryDoc,
+    site_index: list[int] | None = None,
+    broken: Mapping[str, set[str]] | None = None,
+) -> list[Problem]:
+    """Cross-object rules over a structurally valid document.
+
+    ``broken`` names, per kind, the objects that are in the file but did not parse: a reference
+    to one of them is not reported as unknown, since the object's own problems already are.
+    """
     idx = site_index or list(range(len(doc.sites)))
+    broken = broken or {}
+    broken_sites = broken.get("sites", set())
+    broken_devices = broken.get("devices", set())
+    broken_profiles = broken.get("credential_profiles", set())
+    broken_pools = broken.get("satellite_pools", set())
     problems: list[Problem] = []
     problems += _duplicates(
         ((f"satellite_pools[{i}].name", p.name) for i, p in enumerate(doc.satellite_pools)),
@@ -146,6 +179,8 @@ def check_references(doc: InventoryDoc, site_index: list[int] | None = None) -> 
                 )
         elif site.parent == site.name:
             problems.append(Problem(f"{sp}.parent", "a site cannot be its own parent"))
+        elif site.parent in broken_sites:
+            pass
         elif site.parent not in sites:
             problems.append(Problem(f"{sp}.parent", f"unknown site {site.parent!r}"))
         elif sites[site.parent].tier not in allowed:
@@ -167,7 +202,7 @@ def check_references(doc: InventoryDoc, site_index: list[int] | None = None) -> 
                 ("ssh_profile", CredentialKind.SSH),
             ):
                 ref = getattr(dev, field)
-                if ref is None:
+                if ref is None or ref in broken_profiles:
                     continue
                 if ref not in profiles:
                     problems.append(Problem(f"{dp}.{field}", f"unknown credential profile {ref!r}"))
@@ -182,7 +217,9 @@ def check_references(doc: InventoryDoc, site_index: list[int] | None = None) -> 
         for j, link in enumerate(site.links):
             lp = f"{sp}.links[{j}]"
             where = devices.get(link.router)
-            if where is None:
+            if where is None and link.router in broken_devices:
+                pass
+            elif where is None:
                 problems.append(Problem(f"{lp}.router", f"unknown device {link.router!r}"))
             else:
                 router_site, router = where
@@ -204,7 +241,7 @@ def check_references(doc: InventoryDoc, site_index: list[int] | None = None) -> 
                             f"{lp}.satellite_pool", "a satellite link must name its satellite pool"
                         )
                     )
-                elif link.satellite_pool not in pools:
+                elif link.satellite_pool not in pools and link.satellite_pool not in broken_pools:
                     problems.append(
                         Problem(
                             f"{lp}.satellite_pool",
@@ -220,7 +257,9 @@ def check_references(doc: InventoryDoc, site_index: list[int] | None = None) -> 
                     )
                 else:
                     term = devices.get(link.terminal)
-                    if term is None:
+                    if term is None and link.terminal in broken_devices:
+                        pass
+                    elif term is None:
                         problems.append(
                             Problem(f"{lp}.terminal", f"unknown device {link.terminal!r}")
                         )
@@ -272,15 +311,29 @@ def validate_raw(raw: Any, file: str | None = None) -> tuple[InventoryDoc | None
                 "version", f"unsupported inventory version {version!r}; this Tiandi reads version 1"
             )
         )
-    pools = _parse_list(raw.get("satellite_pools"), "satellite_pools", SatellitePoolDoc, problems)
-    profiles = _parse_list(
-        raw.get("credential_profiles"), "credential_profiles", CredentialProfileDoc, problems
+    broken: dict[str, set[str]] = {
+        kind: set()
+        for kind in ("satellite_pools", "credential_profiles", "sites", "devices", "links")
+    }
+    pools = _parse_list(
+        raw.get("satellite_pools"),
+        "satellite_pools",
+        SatellitePoolDoc,
+        problems,
+        broken["satellite_pools"],
     )
-    indexed = _parse_sites(raw.get("sites"), problems)
+    profiles = _parse_list(
+        raw.get("credential_profiles"),
+        "credential_profiles",
+        CredentialProfileDoc,
+        problems,
+        broken["credential_profiles"],
+    )
+    indexed = _parse_sites(raw.get("sites"), problems, broken)
     doc = InventoryDoc(
         satellite_pools=pools, credential_profiles=profiles, sites=[s for _, s in indexed]
     )
-    problems += check_references(doc, [i for i, _ in indexed])
+    problems += check_references(doc, [i for i, _ in indexed], broken)
     if problems:
         return None, [Problem(p.path, p.reason, file) for p in problems]
     return doc, []

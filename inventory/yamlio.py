@@ -11,8 +11,30 @@ from inventory.document import InventoryDoc
 from inventory.errors import InventoryInvalid, Problem
 from inventory.validation import validate_or_raise
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _Loader(_SafeLoader):  # type: ignore[misc]  # libyaml's loader has no type stubs
+    """The safe loader, refusing duplicate keys: YAML forbids them and PyYAML silently keeps the
+    last one, which would drop a whole ``sites:`` list and, with prune, delete those sites."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != _MERGE_TAG:
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"duplicate key {key!r}",
+                        key_node.start_mark,
+                    )
+                seen.add(key)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
 
 
 def parse_yaml(text: str, file: str | None = None) -> Any:
@@ -38,13 +60,9 @@ def read_document(path: str | Path) -> InventoryDoc:
 
 
 def dump_document(doc: InventoryDoc) -> str:
-    """The canonical YAML form: field order of the models, absent fields omitted."""
-    data = doc.model_dump(mode="json", exclude_none=True, exclude_defaults=False)
-    for site in data.get("sites", []):
-        # Empty nested lists add noise to 1,500 county entries without carrying information.
-        for key in ("devices", "links"):
-            if not site.get(key):
-                site.pop(key, None)
+    """The canonical YAML form: field order of the models; absent and default fields omitted
+    (``snmp_port: 161`` on 6,000 devices is noise), except the format ``version``."""
+    data = {"version": doc.version, **doc.model_dump(mode="json", exclude_defaults=True)}
     out: str = yaml.dump(
         data,
         Dumper=_Dumper,
