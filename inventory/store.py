@@ -303,8 +303,8 @@ def apply_document(session: Session, doc: InventoryDoc, *, prune: bool = True) -
     doc_roles = {lk.name: lk.role for s in doc.sites for lk in s.links}
     moving = [r for n, r in links.items() if n in doc_roles and r.role != doc_roles[n]]
     if moving:
-        for row in moving:
-            row.role = f"moving-{row.id}"  # type: ignore[assignment]
+        for moving_link in moving:
+            moving_link.role = f"moving-{moving_link.id}"  # type: ignore[assignment]
         session.flush()
     for s in doc.sites:
         for lk in s.links:
