@@ -8,9 +8,11 @@ Field order here is the order written to YAML, so export output is stable.
 from __future__ import annotations
 
 import ipaddress
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -191,6 +193,25 @@ class LinkDoc(_Strict):
     )
 
 
+class MaintenanceWindowDoc(_Strict):
+    """A planned-work window: alarms are suppressed and no automatic failover touches the site."""
+
+    start: AwareDatetime = Field(examples=["2026-12-01T01:00:00+08:00"])
+    end: AwareDatetime = Field(examples=["2026-12-01T05:00:00+08:00"])
+    reason: str | None = Field(default=None, max_length=200, examples=["carrier fibre work"])
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> MaintenanceWindowDoc:
+        if self.end <= self.start:
+            raise ValueError("a maintenance window must end after it starts")
+        if self.end - self.start > timedelta(days=31):
+            raise ValueError("a maintenance window lasts at most 31 days; split longer work")
+        return self
+
+    def covers(self, at: datetime) -> bool:
+        return self.start <= at < self.end
+
+
 class SiteDoc(_Strict):
     name: Name
     display_name: str | None = Field(default=None, max_length=128, examples=["韶关市曲江区"])
@@ -201,6 +222,7 @@ class SiteDoc(_Strict):
     )
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
+    maintenance: list[MaintenanceWindowDoc] = Field(default_factory=list)
     devices: list[DeviceDoc] = Field(default_factory=list)
     links: list[LinkDoc] = Field(default_factory=list)
 

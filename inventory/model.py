@@ -89,6 +89,9 @@ class Site(Base):
 
     parent: Mapped[Site | None] = relationship(remote_side=[id], back_populates="children")
     children: Mapped[list[Site]] = relationship(back_populates="parent")
+    maintenance: Mapped[list[MaintenanceWindow]] = relationship(
+        back_populates="site", cascade="all, delete-orphan", order_by="MaintenanceWindow.id"
+    )
     devices: Mapped[list[Device]] = relationship(
         back_populates="site", cascade="all, delete-orphan", order_by="Device.id"
     )
@@ -158,3 +161,18 @@ class Link(Base):
 
     def __repr__(self) -> str:
         return f"Link(name={self.name!r}, role={self.role!s})"
+
+
+class MaintenanceWindow(Base):
+    """Planned work at a site. Times are kept as ISO 8601 text with the offset they were given
+    in, so an import/export round trip is exact; compare them after parsing, never as text."""
+
+    __tablename__ = "maintenance_windows"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    starts_at: Mapped[str] = mapped_column(String(40))
+    ends_at: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str | None] = mapped_column(String(200))
+
+    site: Mapped[Site] = relationship(back_populates="maintenance")

@@ -19,11 +19,20 @@ from inventory.document import (
     DeviceDoc,
     InventoryDoc,
     LinkDoc,
+    MaintenanceWindowDoc,
     SatellitePoolDoc,
     SiteDoc,
 )
 from inventory.enums import Tier
-from inventory.model import Base, CredentialProfile, Device, Link, SatellitePool, Site
+from inventory.model import (
+    Base,
+    CredentialProfile,
+    Device,
+    Link,
+    MaintenanceWindow,
+    SatellitePool,
+    Site,
+)
 from inventory.secrets import SecretRef
 
 R = TypeVar("R", bound=Base)
@@ -110,6 +119,16 @@ def link_doc(lk: Link) -> LinkDoc:
     )
 
 
+def window_doc(w: MaintenanceWindow) -> MaintenanceWindowDoc:
+    return MaintenanceWindowDoc.model_validate(
+        {"start": w.starts_at, "end": w.ends_at, "reason": w.reason}
+    )
+
+
+def _window_rows(windows: list[MaintenanceWindowDoc]) -> list[tuple[str, str, str | None]]:
+    return [(w.start.isoformat(), w.end.isoformat(), w.reason) for w in windows]
+
+
 def site_doc(s: Site, with_children: bool = True) -> SiteDoc:
     return SiteDoc(
         name=s.name,
@@ -119,6 +138,7 @@ def site_doc(s: Site, with_children: bool = True) -> SiteDoc:
         province_code=s.province_code,
         latitude=s.latitude,
         longitude=s.longitude,
+        maintenance=[window_doc(w) for w in s.maintenance],
         devices=[device_doc(d) for d in s.devices] if with_children else [],
         links=[link_doc(lk) for lk in s.links] if with_children else [],
     )
@@ -133,6 +153,7 @@ def load_document(session: Session) -> InventoryDoc:
         .order_by(Site.id)
         .options(
             selectinload(Site.parent),
+            selectinload(Site.maintenance),
             selectinload(Site.devices).selectinload(Device.snmp_profile),
             selectinload(Site.devices).selectinload(Device.ssh_profile),
             selectinload(Site.links).selectinload(Link.router),
@@ -198,7 +219,10 @@ def apply_document(session: Session, doc: InventoryDoc, *, prune: bool = True) -
     summary = ApplySummary()
     pools = _by_name(session, SatellitePool)
     profiles = _by_name(session, CredentialProfile)
-    sites = _by_name(session, Site)
+    # Windows are compared for every site below: load them in one query, not 1,500.
+    sites = {
+        r.name: r for r in session.scalars(select(Site).options(selectinload(Site.maintenance)))
+    }
     devices = _by_name(session, Device)
     links = _by_name(session, Link)
 
@@ -261,6 +285,15 @@ def apply_document(session: Session, doc: InventoryDoc, *, prune: bool = True) -
     session.flush()
     for s in doc.sites:
         row = sites[s.name]
+        wanted = _window_rows(s.maintenance)
+        have = [(w.starts_at, w.ends_at, w.reason) for w in row.maintenance]
+        if wanted != have:
+            row.maintenance = [
+                MaintenanceWindow(starts_at=a, ends_at=b, reason=r) for a, b, r in wanted
+            ]
+            if s.name in unchanged_sites:
+                unchanged_sites.discard(s.name)
+                summary.bump("updated", "sites")
         parent_id = sites[s.parent].id if s.parent else None
         if row.parent_id != parent_id:
             row.parent_id = parent_id
