@@ -68,13 +68,15 @@ def fail(err: Exception, code: int = 1) -> typer.Exit:
 
 
 def _register() -> None:
-    from tiandi import cli_audit, cli_db, cli_inventory, cli_serve, cli_users
+    from tiandi import cli_audit, cli_db, cli_inventory, cli_lab, cli_poll, cli_serve, cli_users
 
     app.add_typer(cli_db.app, name="db")
     app.add_typer(cli_inventory.app, name="inventory")
     app.add_typer(cli_users.app, name="users")
     app.add_typer(cli_audit.app, name="audit")
+    app.add_typer(cli_lab.app, name="lab")
     app.command("serve")(cli_serve.serve)
+    app.command("poll")(cli_poll.poll)
 
 
 _register()
