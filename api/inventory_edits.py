@@ -28,7 +28,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from api.schemas import DeviceIn, LinkIn, SiteIn
 from controllers import audit
@@ -40,6 +40,7 @@ from inventory.store import (
     apply_document,
     device_doc,
     link_doc,
+    load_document,
     pool_doc,
     profile_doc,
     site_doc,
@@ -64,29 +65,8 @@ def _names(names: list[str]) -> str:
 
 
 def load_view(session: Session, site_ids: Iterable[int]) -> InventoryDoc:
-    """All pools and profiles, and these sites (plus the ministry) with their devices and links,
-    in the document's shape (as ``inventory.store.load_document``, restricted to some sites)."""
-    pools = session.scalars(select(SatellitePool).order_by(SatellitePool.id)).all()
-    profiles = session.scalars(select(CredentialProfile).order_by(CredentialProfile.id)).all()
-    sites = session.scalars(
-        select(Site)
-        .where(or_(Site.id.in_(set(site_ids)), Site.tier == Tier.MINISTRY))
-        .order_by(Site.id)
-        .options(
-            selectinload(Site.parent),
-            selectinload(Site.maintenance),
-            selectinload(Site.devices).selectinload(Device.snmp_profile),
-            selectinload(Site.devices).selectinload(Device.ssh_profile),
-            selectinload(Site.links).selectinload(Link.router),
-            selectinload(Site.links).selectinload(Link.terminal),
-            selectinload(Site.links).selectinload(Link.satellite_pool),
-        )
-    ).all()
-    return InventoryDoc(
-        satellite_pools=[pool_doc(p) for p in pools],
-        credential_profiles=[profile_doc(p) for p in profiles],
-        sites=[site_doc(s) for s in sites],
-    )
+    """All pools and profiles, and these sites (plus the ministry) with their devices and links."""
+    return load_document(session, or_(Site.id.in_(set(site_ids)), Site.tier == Tier.MINISTRY))
 
 
 class Draft:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session, selectinload
 
 from inventory.document import (
@@ -144,14 +144,17 @@ def site_doc(s: Site, with_children: bool = True) -> SiteDoc:
     )
 
 
-def load_document(session: Session) -> InventoryDoc:
-    """The whole inventory as a document, in creation order (so import→export round-trips)."""
+def load_document(session: Session, sites: ColumnElement[bool] | None = None) -> InventoryDoc:
+    """The whole inventory as a document, in creation order (so import→export round-trips).
+
+    ``sites`` restricts the sites (with their devices and links) to those matching a filter on
+    ``Site``; pools and profiles are always complete.
+    """
     pools = session.scalars(select(SatellitePool).order_by(SatellitePool.id)).all()
     profiles = session.scalars(select(CredentialProfile).order_by(CredentialProfile.id)).all()
-    sites = session.scalars(
-        select(Site)
-        .order_by(Site.id)
-        .options(
+    query = select(Site) if sites is None else select(Site).where(sites)
+    site_rows = session.scalars(
+        query.order_by(Site.id).options(
             selectinload(Site.parent),
             selectinload(Site.maintenance),
             selectinload(Site.devices).selectinload(Device.snmp_profile),
@@ -164,7 +167,7 @@ def load_document(session: Session) -> InventoryDoc:
     return InventoryDoc(
         satellite_pools=[pool_doc(p) for p in pools],
         credential_profiles=[profile_doc(p) for p in profiles],
-        sites=[site_doc(s) for s in sites],
+        sites=[site_doc(s) for s in site_rows],
     )
 
 
