@@ -1,1 +1,1 @@
-"""SSH device drivers, the failover engine and conference orchestration (coming with the Failover issue)."""
+"""SSH device drivers, the failover engine, conference orchestration and the audit trail."""

@@ -1,1 +1,1 @@
-"""SNMP polling, link probes, link health and metric sinks (coming with the Monitoring issue)."""
+"""SNMP polling, link probes, link health, alarms and metric sinks."""
