@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 UV_VERSION := 0.13.8
 # Server binaries the tests start for real, and the Debian packages that bring them.
-TEST_PACKAGES := influxdb postgresql snmpd snmp victoria-metrics
+TEST_PACKAGES := influxdb postgresql snmpd snmp victoria-metrics prometheus-snmp-exporter
 
 .PHONY: test test-deps lint demo $(VENV)
 
