@@ -1,7 +1,10 @@
 """``tiandi serve``: the API, with the monitor (pollers, probes, health, alarms) beside it.
 
-The monitor runs on its own thread and event loop (``tiandi.monitoring_runtime``); the API reads
-its state. ``--no-monitor`` serves the API alone (the monitoring routes then answer 503).
+The monitor runs as child processes, as ``tiandi poll`` runs it (an SNMP poller and a prober
+with link health and alarms, each with its own core); the API reads their state from
+``<data dir>/state.db`` and series from the metric store. ``--no-monitor`` serves the API
+alone: it then shows what a separately started ``tiandi poll`` with the same ``--data-dir``
+writes (links not evaluated for 30 s are shown ``unknown``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from inventory.errors import TiandiError
 from tiandi.cli import fail, settings_of
 from tiandi.cli_poll import (
     DataDir,
+    MonitorArgs,
+    MonitorProcesses,
     PollInterval,
     PortOffset,
     ProbeInterval,
@@ -23,7 +28,6 @@ from tiandi.cli_poll import (
     Probes,
     Snmp,
     build_runtime,
-    monitoring_options,
 )
 
 
@@ -43,20 +47,24 @@ def serve(
     probes: Probes = True,
 ) -> None:
     """Run the Tiandi API server, and the monitor beside it."""
-    from tiandi.monitoring_runtime import MonitoringThread
+    from inventory.db import make_engine, make_session_factory
+    from tiandi.monitoring_runtime import state_view
     from tiandi.wiring import build_api  # the whole API stack: import only when serving
 
     settings = settings_of(ctx)
-    thread: MonitoringThread | None = None
-    if monitor:
-        options = monitoring_options(
-            data_dir, poll_interval, probe_interval, probe_port, port_offset, snmp, probes
-        )
-        thread = MonitoringThread(build_runtime(ctx, options))
+    args = MonitorArgs(
+        data_dir, poll_interval, probe_interval, probe_port, port_offset, snmp, probes
+    )
+    processes = MonitorProcesses(ctx, args) if monitor else None
+    if processes is not None:
+        build_runtime(ctx, args.options())  # the monitor's settings and schema: fail here, early
     try:
-        if thread is not None:
-            thread.start()
-        app = build_api(settings, monitoring=thread.runtime.view() if thread else None)
+        view = state_view(
+            settings, make_session_factory(make_engine(settings.database_url)), data_dir
+        )
+        app = build_api(settings, monitoring=view)
+        if processes is not None:
+            processes.start()
         uvicorn.run(
             app,
             host=host or settings.api_host,
@@ -67,5 +75,5 @@ def serve(
     except TiandiError as err:
         raise fail(err, 2) from err
     finally:
-        if thread is not None:
-            thread.stop()
+        if processes is not None:
+            processes.stop()

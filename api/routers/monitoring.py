@@ -79,7 +79,8 @@ def install(app: FastAPI, view: MonitoringView | None) -> None:
     app.add_exception_handler(SeriesRejected, rejected)
 
 
-def get_monitoring(request: Request) -> MonitoringView:
+async def get_monitoring(request: Request) -> MonitoringView:
+    # async: it only reads app.state, and a sync dependency would cost a threadpool hop
     view: MonitoringView | None = getattr(request.app.state, "monitoring", None)
     if view is None:
         raise MonitoringUnavailable(NOT_RUNNING)
