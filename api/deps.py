@@ -7,7 +7,7 @@ refuses to start if a route outside :data:`PUBLIC_PATHS` has none.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -36,7 +36,8 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def get_config(request: Request) -> ApiConfig:
+async def get_config(request: Request) -> ApiConfig:
+    # async: a pure attribute read must not cost a thread-pool hop on every request
     config: ApiConfig = request.app.state.config
     return config
 
@@ -146,11 +147,11 @@ PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
 @functools.cache
-def require(role: Role) -> Callable[[Principal], Principal]:
+def require(role: Role) -> Callable[[Principal], Awaitable[Principal]]:
     """The dependency that admits holders of ``role`` or above (one function per role, so
     FastAPI runs it once per request however often a route mentions it)."""
 
-    def check(principal: PrincipalDep) -> Principal:
+    async def check(principal: PrincipalDep) -> Principal:  # pure: no thread-pool hop
         if not principal.role.allows(role):
             held = f"{principal.username!r} has role {principal.user_role}"
             if principal.role is not principal.user_role:
