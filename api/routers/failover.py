@@ -333,7 +333,7 @@ def _who(principal: Any) -> Requester:
     response_model=SiteFailoverOut,
     responses=failover_responses(404, 422),
 )
-async def get_site(site: NamePath, session: SessionDep, request: Request) -> SiteFailoverOut:
+def get_site(site: NamePath, session: SessionDep, request: Request) -> SiteFailoverOut:
     """State, current link, pin, link health and alarms (live when the engine runs here, else
     from the database), and the site's last events."""
     row = session.scalar(select(Site).where(Site.name == site))
@@ -349,7 +349,7 @@ async def get_site(site: NamePath, session: SessionDep, request: Request) -> Sit
     links = sorted(row.links, key=lambda lk: list(LinkRole).index(lk.role))
     service = optional_service(request)
     if service is not None and site in service.engine.machines:
-        status = await service.status(site)
+        status = service.status_sync(site)
         pin = status.pin
         return SiteFailoverOut(
             site=site,

@@ -1,0 +1,1 @@
+"""Failover: the per-site state machine (pure), its policy, the engine around it, approvals."""
