@@ -147,8 +147,19 @@ def test_a_viewer_cannot_do_what_needs_more(case: Any, callers: Any) -> None:
 @as_admin.parametrize()  # type: ignore[untyped-decorator]
 @_SETTINGS
 def test_an_admin_gets_no_server_error_and_documented_answers(case: Any, callers: Any) -> None:
-    case.call_and_validate(
-        headers=callers[Role.ADMIN],
+    response = case.call(headers=callers[Role.ADMIN])
+    # This app runs no failover engine, so the routes that act through it answer their
+    # documented 503; their behaviour with a running engine is tested in
+    # tests/controllers/test_failover_api.py. Everything before the engine (auth, body and
+    # parameter validation) is still fuzzed here.
+    if (
+        case.operation.path.startswith(("/failover", "/approvals"))
+        and response.status_code == 503
+        and "failover engine is not running" in response.text
+    ):
+        return
+    case.validate_response(
+        response,
         checks=[
             not_a_server_error,
             status_code_conformance,

@@ -427,10 +427,13 @@ async def lab_rig(
     evaluate_every_s: float = 0.05,
     warmup_s: float = 30.0,
     external: bool = False,
+    external_health: bool = True,
     **engine_config: Any,
 ) -> AsyncIterator[LabRig]:
-    """The lab, probes and health, and the engine over the drivers. ``external``: the lab and
-    the probes/health run in processes of their own (bench scale)."""
+    """The lab, probes and health, and the engine over the drivers. ``external``: the lab runs
+    in a process of its own (bench scale); ``external_health``: so do the probes and the health
+    evaluation (the default: SSH threads in this process would otherwise delay the prober's
+    event loop and inflate the RTT and jitter it measures)."""
     if not seeded:
         seed(session_factory, doc)
     lab: Lab | ExternalLab
@@ -453,7 +456,7 @@ async def lab_rig(
         )
     interference = Interference()
     runner = make_runner(tmp, interference, workers=ssh_workers)
-    health = HealthSource(doc, offset, tmp, probes, evaluate_every_s, external)
+    health = HealthSource(doc, offset, tmp, probes, evaluate_every_s, external_health)
     engine: FailoverEngine | None = None
     try:
         with session_factory() as session:

@@ -1,8 +1,10 @@
 """The failover engine end to end on the lab (real probes, health, SSH, database — see
-``failover_lab``): a cut primary moves the site to its backup, a cut backup to the satellite,
-a primary back and stable brings it home after the hold-down; a flapping link is damped; an SSH
-session lost mid-change is rolled back and alarmed; a change interrupted by a killed process is
-settled on restart. Every change is checked with ``show ip route`` on the lab router.
+``failover_lab``; the lab, and the prober with the health evaluator, each run in a process of
+their own, as they would beside ``tiandi serve``): a cut primary moves the site to its backup,
+a cut backup to the satellite, a primary back and stable brings it home after the hold-down; a
+flapping link is damped; an SSH session lost mid-change is rolled back and alarmed; a change
+interrupted by a killed process is settled on restart. Every change is checked with
+``show ip route`` on the lab router.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ def test_cut_primary_then_backup_then_failback_after_hold_down(
 
     async def scenario() -> None:
         policy = FAST_POLICY.but(flap_max_switches=4)
-        async with lab_rig(doc, offset, db, tmp_path, policy=policy) as rig:
+        async with lab_rig(doc, offset, db, tmp_path, policy=policy, external=True) as rig:
             primary, backup, sat = rig.site_links(site)
             machine = rig.engine.machine(site)
             assert await rig.gateway(router) == rig.next_hop(primary)
@@ -85,8 +87,7 @@ def test_cut_primary_then_backup_then_failback_after_hold_down(
             await rig.until(lambda: machine.current == sat, 20, "backup cut -> satellite")
             assert await rig.gateway(router) == rig.next_hop(sat)
 
-            rig.clear(cut_primary)
-            rig.clear(cut_backup)
+            rig.clear(cut_primary)  # the backup stays cut: the primary is the way home
             back_up = asyncio.get_running_loop().time()
             await rig.until(
                 lambda: machine.links[primary].health.value == "up", 30, "primary healthy again"
@@ -97,6 +98,7 @@ def test_cut_primary_then_backup_then_failback_after_hold_down(
             assert failback_at - up_at >= FAST_POLICY.hold_down_s - 0.1  # the hold-down held
             assert failback_at - back_up < 30
             assert await rig.gateway(router) == rig.next_hop(primary)
+            rig.clear(cut_backup)
             await rig.engine.idle()
 
             switched = events(rig, site, "switched")
@@ -130,7 +132,7 @@ def test_a_flapping_primary_is_damped_and_pinned_with_an_alarm(
 
     async def scenario() -> None:
         policy = FAST_POLICY.but(flap_max_switches=1)
-        async with lab_rig(doc, offset, db, tmp_path, policy=policy) as rig:
+        async with lab_rig(doc, offset, db, tmp_path, policy=policy, external=True) as rig:
             primary, backup, _sat = rig.site_links(site)
             machine = rig.engine.machine(site)
             # down 2 s, up 12 s: up long enough for a failback (health ~4.5 s + hold-down 2 s)
@@ -167,7 +169,7 @@ def test_an_ssh_session_lost_mid_change_is_rolled_back_and_alarmed(
     router = router_of(doc, site)
 
     async def scenario() -> None:
-        async with lab_rig(doc, offset, db, tmp_path) as rig:
+        async with lab_rig(doc, offset, db, tmp_path, external=True) as rig:
             primary, backup, sat = rig.site_links(site)
             machine = rig.engine.machine(site)
             rig.fault("cut_link", link=sat)  # so the only way out is the backup
@@ -211,7 +213,7 @@ def test_a_change_interrupted_by_a_killed_process_is_settled_on_restart(
     router = router_of(doc, site)
 
     async def scenario() -> None:
-        async with lab_rig(doc, offset, db, tmp_path) as rig:
+        async with lab_rig(doc, offset, db, tmp_path, external=True) as rig:
             primary, backup, _sat = rig.site_links(site)
             rig.interference.freeze.add(router)  # the process "dies" right after sending
             rig.fault("cut_link", link=primary)
