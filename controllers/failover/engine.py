@@ -36,7 +36,7 @@ import functools
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -807,6 +807,8 @@ class FailoverEngine:
         )
         self._persist(machine, verified=result.known)
         self._handle(machine, decisions)
+        if not machine.current_known:
+            self._spawn(self._read_later(sw.site))
 
     @staticmethod
     def _outcome(sw: Switch, change_id: int | None, result: ChangeResult) -> ChangeOutcome:
@@ -1007,12 +1009,37 @@ class FailoverEngine:
             if now - last_expiry >= self.config.approvals_expire_every_s:
                 last_expiry = now
                 self._record(functools.partial(approvals.expire_due, now=self.wall()))
-            if not self._fixed_topology and now - last_refresh >= self.config.topology_refresh_s:
+            if now - last_refresh >= self.config.topology_refresh_s:
                 last_refresh = now
-                try:
-                    await self.refresh_topology()
-                except Exception:  # keep the old topology; try again next time
-                    log.exception("failover: reloading the topology failed")
+                if not self._fixed_topology:
+                    try:
+                        await self.refresh_topology()
+                    except Exception:  # keep the old topology; try again next time
+                        log.exception("failover: reloading the topology failed")
+                self._read_unknown()
+
+    def _read_unknown(self) -> None:
+        """Read the routers of sites whose current link nobody knows (unreadable at start, or
+        a change that left them unreadable): until then their machines decide nothing."""
+        unknown = [
+            name for name, m in self.machines.items() if not m.current_known and m.pending is None
+        ]
+        if unknown:
+            self._spawn(self._reconcile(unknown))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """A background task of the engine (cancelled by stop); finished ones are let go."""
+        if self.loop is None or not self._running:
+            coro.close()
+            return
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks.append(self.loop.create_task(coro))
+
+    async def _read_later(self, site: str) -> None:
+        await asyncio.sleep(
+            self.machines[site].policy.retry_after_s if site in self.machines else 0
+        )
+        await self._reconcile([site])
 
     async def refresh_topology(self) -> None:
         """Follow the inventory: new sites get a machine (their router is read), removed ones
@@ -1035,8 +1062,8 @@ class FailoverEngine:
         )
         new = [name for name in topo.sites if name not in self.machines]
         self._build_machines((topo.sites[n] for n in new), stored, set(new))
-        if new and self.loop is not None:
-            self._tasks.append(self.loop.create_task(self._reconcile(new)))
+        if new:
+            self._spawn(self._reconcile(new))
 
     async def _progress_log(self) -> None:
         while True:

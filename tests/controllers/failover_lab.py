@@ -387,14 +387,18 @@ class HealthSource:
         if self.gate.is_set():
             engine.observe(report)
 
-    def not_up(self) -> list[str]:
+    def not_up(self, for_s: float = 0.0) -> list[str]:
+        """Links not up, or up for less than ``for_s`` seconds."""
         out = []
+        now = time.monotonic()
         for t in self.targets:
             r = self.latest.get(t.link)
-            if r is None or r.health.value != "up":
-                out.append(
-                    f"{t.link} {r.health.value if r else 'unknown'} ({r.reason if r else ''})"
-                )
+            if r is None:
+                out.append(f"{t.link} not evaluated yet")
+            elif r.health.value != "up":
+                out.append(f"{t.link} {r.health.value} ({r.reason})")
+            elif now - r.since < for_s:
+                out.append(f"{t.link} up for only {now - r.since:.1f} s")
         return out
 
     def open(self, engine: FailoverEngine) -> None:
@@ -467,11 +471,13 @@ async def lab_rig(
         await asyncio.wait_for(engine.reconciled.wait(), 30)
         rig = LabRig(doc, lab, session_factory, runner, control, health, engine, interference)
         # Warm-up: the first probe windows (filled while the engine's start-up SSH reads load
-        # the CPU) are not news for the engine; it starts from every link seen up.
+        # the CPU) are not news for the engine; it starts from every link up for a hold-down,
+        # so that a scenario's first failover has its backup to go to, as a settled network does.
+        settled = policy.hold_down_s + 0.5
         try:
-            await rig.until(lambda: not health.not_up(), warmup_s, "all links up")
+            await rig.until(lambda: not health.not_up(settled), warmup_s, "all links up")
         except AssertionError:
-            bad = health.not_up()
+            bad = health.not_up(settled)
             raise AssertionError(f"{len(bad)} links not up: {'; '.join(bad[:5])}") from None
         health.open(engine)
         yield rig

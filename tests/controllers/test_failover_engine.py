@@ -475,3 +475,30 @@ def test_the_engine_follows_the_inventory(session_factory: sessionmaker[Session]
 
     run(scenario)
     assert stored_link(session_factory, new_site) == links_of(bigger, new_site)[0]
+
+
+def test_a_router_unreadable_at_start_is_read_again_later(
+    session_factory: sessionmaker[Session],
+) -> None:
+    doc = small_network()
+    seed(session_factory, doc)
+    site = counties(doc)[0]
+
+    async def scenario() -> None:
+        clock, router = FakeClock(), FakeRouter.on_primary(doc)
+        router.unreadable.add(site)
+        config = EngineConfig(max_concurrency=2, tick_s=0.02, topology_refresh_s=1.0)
+        engine = await started(engine_for(session_factory, router, clock, config=config))
+        try:
+            assert not engine.machine(site).current_known  # nothing stored, nothing read
+            router.unreadable.clear()
+            clock.advance(2.0)  # the engine's clock: time for another look
+            for _ in range(200):
+                if engine.machine(site).current_known:
+                    break
+                await asyncio.sleep(0.01)
+            assert engine.machine(site).current == links_of(doc, site)[0]
+        finally:
+            await engine.stop()
+
+    run(scenario)
