@@ -10,7 +10,7 @@ table           written by                    read by
 =============== ============================= ===============================================
 device_state    the poller (on every poll)    the API, the alarm evaluation
 link_interface  the poller                    link health (interface oper status)
-link_state      link health (each round)      the API
+link_state      link health (each round)      the API, the failover engine
 site_state      the alarm evaluation          the API
 alarm           the alarm evaluation          the API
 alarm_ack       the API (``POST .../ack``)    the API (joined to ``alarm``)
@@ -103,6 +103,12 @@ class DeviceRow:
 
 def _bool(value: Any) -> bool | None:
     return None if value is None else bool(value)
+
+
+def _link_report(row: Sequence[Any]) -> LinkHealthReport:
+    link, site, health, since, at, loss, rtt, jitter, samples, up, reason = row
+    quality = None if samples is None else LinkQuality(loss, rtt, jitter, samples)
+    return LinkHealthReport(link, site, Health(health), since, at, quality, _bool(up), reason)
 
 
 def _iso(value: str | None) -> datetime | None:
@@ -256,21 +262,30 @@ class StateStore:
 
     # ---- reading (the API, link health) ----------------------------------------------------
 
+    _LINK_COLUMNS: Final = (
+        "link, site, health, since_mono, at_mono, loss_pct, rtt_ms, jitter_ms, samples, "
+        "interface_up, reason"
+    )
+
     def link_report(self, link: str) -> LinkHealthReport | None:
         row = (
             self._conn()
-            .execute(
-                "SELECT site, health, since_mono, at_mono, loss_pct, rtt_ms, jitter_ms, samples, "
-                "interface_up, reason FROM link_state WHERE link = ?",
-                (link,),
-            )
+            .execute(f"SELECT {self._LINK_COLUMNS} FROM link_state WHERE link = ?", (link,))
             .fetchone()
         )
-        if row is None:
-            return None
-        site, health, since, at, loss, rtt, jitter, samples, up, reason = row
-        quality = None if samples is None else LinkQuality(loss, rtt, jitter, samples)
-        return LinkHealthReport(link, site, Health(health), since, at, quality, _bool(up), reason)
+        return None if row is None else _link_report(row)
+
+    def link_reports(self, evaluated_after: float | None = None) -> list[LinkHealthReport]:
+        """Every link's report, or those evaluated after ``evaluated_after`` (monotonic s):
+        how a process that follows link health (the failover engine) reads what changed."""
+        sql = f"SELECT {self._LINK_COLUMNS} FROM link_state"
+        conn = self._conn()
+        rows = (
+            conn.execute(sql)
+            if evaluated_after is None
+            else conn.execute(sql + " WHERE at_mono > ?", (evaluated_after,))
+        )
+        return [_link_report(row) for row in rows]
 
     def interfaces(self) -> dict[str, tuple[bool | None, float | None]]:
         """Every link's interface status: {link: (oper_up, monotonic time read)}."""

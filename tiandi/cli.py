@@ -22,14 +22,17 @@ app = typer.Typer(
 class State:
     """Options of the root command, handed to sub-commands through the typer context."""
 
-    def __init__(self, config: Path | None) -> None:
+    def __init__(self, config: Path | None, verbose: bool = False) -> None:
         self.config = config
+        self.verbose = verbose
         self._settings: Settings | None = None
 
     @property
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = load_settings(self.config)
+            if not self.verbose:  # TIANDI_LOG_LEVEL, once it is known; -v overrides it
+                logging.getLogger().setLevel(self._settings.log_level)
         return self._settings
 
 
@@ -48,7 +51,10 @@ def main(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    ctx.obj = State(config)
+    # a line per SSH login ("Connected", "Authentication successful") otherwise; the drivers
+    # report every failure as a typed error of their own
+    logging.getLogger("paramiko").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    ctx.obj = State(config, verbose)
 
 
 def settings_of(ctx: typer.Context) -> Settings:
@@ -68,13 +74,23 @@ def fail(err: Exception, code: int = 1) -> typer.Exit:
 
 
 def _register() -> None:
-    from tiandi import cli_audit, cli_db, cli_inventory, cli_lab, cli_poll, cli_serve, cli_users
+    from tiandi import (
+        cli_audit,
+        cli_db,
+        cli_devices,
+        cli_inventory,
+        cli_lab,
+        cli_poll,
+        cli_serve,
+        cli_users,
+    )
 
     app.add_typer(cli_db.app, name="db")
     app.add_typer(cli_inventory.app, name="inventory")
     app.add_typer(cli_users.app, name="users")
     app.add_typer(cli_audit.app, name="audit")
     app.add_typer(cli_lab.app, name="lab")
+    app.add_typer(cli_devices.app, name="devices")
     app.command("serve")(cli_serve.serve)
     app.command("poll")(cli_poll.poll)
 

@@ -1,9 +1,11 @@
 """The demo: the national lab network plus Tiandi on it, with embedded defaults.
 
 ``make demo`` runs this. Nothing outside the machine is needed: the inventory is generated,
-the database is an SQLite file under ``.tiandi/demo/``, metrics (as monitoring lands) go to the
-embedded store, and the lab answers on loopback. An admin login is generated for each run and
-printed once. Ctrl-C stops everything.
+the database is an SQLite file under ``.tiandi/demo/``, metrics go to the embedded store under
+``.tiandi/demo/data/``, and the lab answers on loopback. The lab runs in this process;
+``tiandi serve`` (API, SNMP poller and prober, failover engine) runs as a child process, as it
+would in production. An admin login is generated for each run and printed once. Ctrl-C stops
+everything.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import contextlib
 import logging
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
-import uvicorn
 from sqlalchemy import select
 
 from api import accounts
@@ -29,7 +33,6 @@ from lab.build import apply_secret_defaults
 from lab.runner import Lab, LabConfig, describe
 from tiandi import migrate
 from tiandi.settings import Settings
-from tiandi.wiring import build_api
 
 log = logging.getLogger("tiandi.demo")
 DEMO_USER = "demo-admin"
@@ -72,6 +75,44 @@ def _prepare(settings: Settings, counties: int) -> tuple[InventoryDoc, str]:
     return doc, password
 
 
+def _serve(args: argparse.Namespace, settings: Settings, offset: int) -> subprocess.Popen[bytes]:
+    """``tiandi serve`` as an operator runs it: the API, the poller and the prober (child
+    processes), and the failover engine. Host keys: trust on first use — the lab's keys are new
+    every run (the engine logs a warning for it; production keeps ``strict``)."""
+    env = {
+        **os.environ,
+        "TIANDI_ENVIRONMENT": "development",
+        "TIANDI_DATABASE_URL": settings.database_url,
+        "TIANDI_SSH_HOST_KEYS": "tofu",
+        "TIANDI_LOG_LEVEL": "INFO",
+    }
+    env.pop("TIANDI_CONFIG", None)
+    log_file = (args.workdir / "serve.log").open("ab")
+    return subprocess.Popen(
+        [
+            sys.executable, "-c", "from tiandi.cli import app; app()", "serve",
+            "--host", "127.0.0.1", "--port", str(args.api_port),
+            "--data-dir", str(args.workdir / "data"), "--port-offset", str(offset),
+        ],
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+async def _until_up(url: str, server: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"tiandi serve exited ({server.returncode}); see its log")
+        with contextlib.suppress(OSError):
+            _, writer = await asyncio.open_connection(*url.split(":"))
+            writer.close()
+            return
+        await asyncio.sleep(0.3)
+    raise SystemExit(f"tiandi serve did not listen on {url} within {timeout_s:g} s")
+
+
 async def _run(args: argparse.Namespace) -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     settings = Settings(
@@ -80,37 +121,54 @@ async def _run(args: argparse.Namespace) -> None:
         api_port=args.api_port,
     )
     doc, password = await asyncio.to_thread(_prepare, settings, args.counties)
-    apply_secret_defaults(doc)
+    apply_secret_defaults(doc)  # the lab's and serve's credential references (env:)
     offset = (
         args.port_offset if args.port_offset is not None else (0 if os.geteuid() == 0 else 20000)
     )
     lab = await Lab.start(
         LabConfig(doc=doc, control=("127.0.0.1", args.control_port), port_offset=offset)
     )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            build_api(settings), host="127.0.0.1", port=args.api_port, log_level="warning"
-        )
-    )
+    server: subprocess.Popen[bytes] | None = None
+    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
-    banner = [
-        "",
-        "Tiandi demo",
-        *("  " + line for line in describe(lab)),
-        f"  API          http://127.0.0.1:{args.api_port}/docs",
-        f"  login        {DEMO_USER} / {password}   (admin; new password every run)",
-        f"  lab control  http://127.0.0.1:{args.control_port}/docs  "
-        f"(e.g. tiandi lab fault cut LINK --control http://127.0.0.1:{args.control_port})",
-        "  Ctrl-C stops the demo",
-        "",
-    ]
-    print("\n".join(banner), flush=True)
+            loop.add_signal_handler(sig, stop.set)
     try:
-        await server.serve()
+        server = _serve(args, settings, offset)
+        await _until_up(f"127.0.0.1:{args.api_port}", server, 120)
+        county = next(s for s in doc.sites if s.tier.value == "county")
+        primary = next(lk.name for lk in county.links if lk.role.value == "primary")
+        control = f"http://127.0.0.1:{args.control_port}"
+        banner = [
+            "",
+            "Tiandi demo",
+            *("  " + line for line in describe(lab)),
+            f"  API          http://127.0.0.1:{args.api_port}/docs",
+            f"  login        {DEMO_USER} / {password}   (admin; new password every run)",
+            f"  lab control  {control}/docs",
+            f"  server log   {args.workdir / 'serve.log'}",
+            "",
+            "  Links need ~15 s of probes to be judged; then try a failover:",
+            f"    tiandi lab fault cut {primary} --control {control}",
+            f"    GET /failover/sites/{county.name}   (moves to its backup within seconds)",
+            "  Ctrl-C stops the demo",
+            "",
+        ]
+        print("\n".join(banner), flush=True)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+            if server.poll() is not None:
+                log.error("tiandi serve exited (%s); stopping the demo", server.returncode)
+                break
     finally:
+        if server is not None and server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(server.wait, 60)
+            except subprocess.TimeoutExpired:
+                server.kill()
         await lab.stop()
 
 

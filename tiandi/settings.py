@@ -92,6 +92,19 @@ class Settings(BaseSettings):
     influx_org: str | None = None
     influx_bucket: str | None = None
 
+    ssh_host_keys: Literal["strict", "tofu"] = Field(
+        default="strict",
+        description="strict: only keys recorded in <data dir>/ssh/known_hosts (an operator trusts "
+        "them with `tiandi devices trust`); tofu: record unknown keys on first contact — labs "
+        "only, logged as a WARNING every time",
+    )
+    ssh_workers: int = Field(
+        default=64, ge=1, le=512, description="SSH sessions at once (device drivers)"
+    )
+    failover_max_concurrency: int = Field(
+        default=32, ge=1, le=512, description="routers the failover engine changes at once"
+    )
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from api.app import create_app
 from api.config import ApiConfig
 from api.monitoring_view import MonitoringView
+from controllers.failover.service import FailoverService
 from inventory.db import make_engine, make_session_factory
 from tiandi import migrate
 from tiandi.settings import ConfigError, Settings
@@ -50,10 +51,16 @@ def check_schema(engine: Engine) -> None:
         )
 
 
-def build_api(settings: Settings, monitoring: MonitoringView | None = None) -> FastAPI:
+def build_api(
+    settings: Settings,
+    monitoring: MonitoringView | None = None,
+    failover: FailoverService | None = None,
+) -> FastAPI:
     engine = make_engine(settings.database_url)
     check_schema(engine)
     config = ApiConfig(
         secret_key=signing_key(settings), access_token_minutes=settings.access_token_minutes
     )
-    return create_app(make_session_factory(engine), config, monitoring=monitoring)
+    return create_app(
+        make_session_factory(engine), config, monitoring=monitoring, failover=failover
+    )

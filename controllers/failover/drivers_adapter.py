@@ -18,6 +18,7 @@ only programming errors raise. Commands are reported as ``device: line`` for the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -66,10 +67,16 @@ class DriverRouterControl:
     """Moves default routes with the registered router drivers (one runner for all)."""
 
     def __init__(
-        self, targets: Iterable[DeviceTarget], runner: SshRunner, *, save: bool = False
+        self,
+        targets: Iterable[DeviceTarget],
+        runner: SshRunner,
+        *,
+        save: bool = False,
+        port_offset: int = 0,
     ) -> None:
         self.runner = runner
         self.save = save
+        self.port_offset = port_offset  # added to every SSH port (a lab started with one)
         self._index(targets)
 
     def _index(self, targets: Iterable[DeviceTarget]) -> None:
@@ -77,14 +84,18 @@ class DriverRouterControl:
         by_name: dict[str, DeviceTarget] = {}
         sites: dict[str, dict[str, str]] = {}
         ranks: dict[str, dict[str, int]] = {}
-        for target in targets:
-            if target.site is None or not target.links:
+        for given in targets:
+            site = given.site
+            if site is None or not given.links:
                 continue
+            target = given
+            if self.port_offset:
+                target = dataclasses.replace(given, port=given.port + self.port_offset)
             by_name[target.name] = target
             for link in target.links:
-                sites.setdefault(target.site, {})[link.name] = target.name
+                sites.setdefault(site, {})[link.name] = target.name
                 rank = ROLE_RANK[link.role]
-                per_site = ranks.setdefault(target.site, {})
+                per_site = ranks.setdefault(site, {})
                 per_site[target.name] = min(per_site.get(target.name, 99), rank)
         index = {
             site: _SiteRouters(
@@ -99,7 +110,7 @@ class DriverRouterControl:
 
     @classmethod
     def from_document(
-        cls, doc: InventoryDoc, runner: SshRunner, *, save: bool = False
+        cls, doc: InventoryDoc, runner: SshRunner, *, save: bool = False, port_offset: int = 0
     ) -> DriverRouterControl:
         names = [
             dev.name
@@ -107,13 +118,14 @@ class DriverRouterControl:
             for dev in site.devices
             if dev.kind is DeviceKind.ROUTER and any(lk.router == dev.name for lk in site.links)
         ]
-        return cls([DeviceTarget.from_document(doc, n) for n in names], runner, save=save)
+        targets = [DeviceTarget.from_document(doc, n) for n in names]
+        return cls(targets, runner, save=save, port_offset=port_offset)
 
     @classmethod
     def from_session(
-        cls, session: Session, runner: SshRunner, *, save: bool = False
+        cls, session: Session, runner: SshRunner, *, save: bool = False, port_offset: int = 0
     ) -> DriverRouterControl:
-        return cls(cls.targets_in(session), runner, save=save)
+        return cls(cls.targets_in(session), runner, save=save, port_offset=port_offset)
 
     def reload(self, session: Session) -> None:
         """Follow the inventory (the engine calls it when it reloads its topology)."""

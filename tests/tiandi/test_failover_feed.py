@@ -1,0 +1,99 @@
+"""``HealthFeed``: what the failover engine in ``tiandi serve`` learns from the state file.
+
+A real state file (SQLite, as the prober writes it) and a fake clock: changes are passed on
+once, unchanged reports are not repeated, a link whose prober stopped becomes ``unknown`` once,
+and comes back when fresh reports arrive again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from monitors.linkstate import Health, LinkHealthReport, LinkQuality
+from monitors.state_store import StateStore
+from tiandi.failover_runtime import HealthFeed
+
+
+class Clock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def report(link: str, health: Health, since: float, at: float) -> LinkHealthReport:
+    return LinkHealthReport(
+        link=link,
+        site="bj-tongzhou",
+        health=health,
+        since=since,
+        at=at,
+        quality=LinkQuality(loss_pct=0.0, rtt_ms=21.5, jitter_ms=1.2, samples=10),
+        interface_up=True,
+        reason="loss 0.0% < 1%",
+    )
+
+
+def test_changes_are_passed_on_once(tmp_path: Path) -> None:
+    state = StateStore(tmp_path / "state.db")
+    clock = Clock()
+    feed = HealthFeed(state, stale_after_s=30.0, clock=clock)
+    assert feed.poll() == []
+
+    state.put_links([report("p", Health.UP, 990.0, 999.0), report("b", Health.UP, 980.0, 999.0)])
+    first = feed.poll()
+    assert {(r.link, r.health) for r in first} == {("p", Health.UP), ("b", Health.UP)}
+    assert first[0].quality is not None and first[0].quality.rtt_ms == 21.5
+
+    # the prober re-evaluates every round (new ``at``), nothing changed: nothing to pass on
+    clock.now = 1001.0
+    state.put_links([report("p", Health.UP, 990.0, 1000.5), report("b", Health.UP, 980.0, 1000.5)])
+    assert feed.poll() == []
+
+    clock.now = 1002.0
+    state.put_links([report("p", Health.DOWN, 1001.8, 1001.8)])
+    changed = feed.poll()
+    assert [(r.link, r.health, r.since) for r in changed] == [("p", Health.DOWN, 1001.8)]
+    assert feed.poll() == []  # the overlap re-reads that row: still passed on only once
+
+
+def test_an_older_row_never_replaces_a_newer_one(tmp_path: Path) -> None:
+    state = StateStore(tmp_path / "state.db")
+    clock = Clock(1010.0)
+    feed = HealthFeed(state, clock=clock)
+    state.put_links([report("p", Health.DOWN, 1009.0, 1009.5)])
+    assert [r.health for r in feed.poll()] == [Health.DOWN]
+    # a late commit of an earlier evaluation, within the overlap the feed re-reads
+    state.put_links([report("p", Health.UP, 900.0, 1008.9)])
+    assert feed.poll() == []
+
+
+def test_a_stale_link_is_passed_on_as_unknown_once_then_recovers(tmp_path: Path) -> None:
+    state = StateStore(tmp_path / "state.db")
+    clock = Clock(1000.0)
+    feed = HealthFeed(state, stale_after_s=30.0, clock=clock)
+    state.put_links([report("p", Health.UP, 900.0, 999.0)])
+    assert [r.health for r in feed.poll()] == [Health.UP]
+
+    clock.now = 1029.0  # 30 s after the last evaluation: not yet stale
+    assert feed.poll() == []
+    clock.now = 1031.0
+    stale = feed.poll()
+    assert [(r.link, r.health, r.at) for r in stale] == [("p", Health.UNKNOWN, 1031.0)]
+    assert "no health from the monitor for 32 s" in stale[0].reason
+    clock.now = 1040.0
+    assert feed.poll() == []  # told once
+
+    # the prober is back: its (unchanged) UP is news again after the unknown
+    state.put_links([report("p", Health.UP, 900.0, 1039.5)])
+    back = feed.poll()
+    assert [(r.health, r.since) for r in back] == [(Health.UP, 900.0)]
+
+
+def test_reports_already_stale_at_start_are_not_used(tmp_path: Path) -> None:
+    state = StateStore(tmp_path / "state.db")
+    state.put_links([report("p", Health.DOWN, 100.0, 200.0)])  # a prober long gone
+    feed = HealthFeed(state, stale_after_s=30.0, clock=Clock(1000.0))
+    out = feed.poll()
+    assert [r.health for r in out] == [Health.UNKNOWN]  # never its old DOWN
