@@ -49,10 +49,12 @@ from monitors.snmp.base import (
     PollFailure,
     SnmpTarget,
     SnmpTransport,
-    ValueKind,
-    VarBind,
 )
-from monitors.snmp.pysnmp_transport import error_status_failure, format_oid
+from monitors.snmp.pysnmp_transport import (
+    check_bulk_answer,
+    check_get_answer,
+    error_status_failure,
+)
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
@@ -405,9 +407,7 @@ class FastV2cTransport:
             )
 
 
-# ---- what an answer must look like (the same checks, and texts, as the pysnmp transport) ----
-
-_NOT_IN_BULK: Final = frozenset({ValueKind.NO_SUCH_OBJECT, ValueKind.NO_SUCH_INSTANCE})
+# ---- failures only the fast path sees (answers are checked by the pysnmp transport's rules) ----
 
 
 def _timeout_failure(target: SnmpTarget, bad: int, waited: float) -> PollFailure:
@@ -424,72 +424,3 @@ def _timeout_failure(target: SnmpTarget, bad: int, waited: float) -> PollFailure
         f"tr{'y' if tries == 1 else 'ies'} of {target.timeout_s:g} s: check that the device is "
         "up and reachable, and the community is right (agents ignore a wrong community)",
     )
-
-
-def check_get_answer(varbinds: list[VarBind], oids: Sequence[Oid]) -> GetResult:
-    """A GET's varbinds, or MALFORMED when they do not answer ``oids`` one for one."""
-    if len(varbinds) != len(oids):
-        return PollFailure(
-            FailureCause.MALFORMED,
-            f"asked for {len(oids)} objects, the agent answered {len(varbinds)}",
-        )
-    for asked, got in zip(oids, varbinds, strict=True):
-        if got.oid != tuple(asked):
-            return PollFailure(
-                FailureCause.MALFORMED,
-                f"asked for {format_oid(asked)}, the agent answered {format_oid(got.oid)}",
-            )
-        if got.kind is ValueKind.END_OF_MIB_VIEW:
-            return PollFailure(
-                FailureCause.MALFORMED,
-                f"endOfMibView in answer to a GET of {format_oid(asked)} (only GETNEXT/GETBULK "
-                "may return it)",
-            )
-    return varbinds
-
-
-def check_bulk_answer(
-    varbinds: list[VarBind],
-    non_repeaters: Sequence[Oid],
-    repeaters: Sequence[Oid],
-    max_repetitions: int,
-) -> GetResult:
-    """A GETBULK's varbinds, or MALFORMED when their count or order cannot answer the request."""
-    n, m = len(non_repeaters), len(repeaters)
-    if len(varbinds) < n:
-        return PollFailure(
-            FailureCause.MALFORMED,
-            f"GETBULK with {n} non-repeaters: the agent answered only {len(varbinds)} objects",
-        )
-    rest = len(varbinds) - n
-    if m == 0 and rest:
-        return PollFailure(
-            FailureCause.MALFORMED, f"GETBULK: {rest} objects more than the non-repeaters asked"
-        )
-    if m and rest > m * max_repetitions:
-        return PollFailure(
-            FailureCause.MALFORMED,
-            f"GETBULK: {rest} repeated objects, more than {m} x {max_repetitions} asked",
-        )
-    # Every answer comes after what it answers (GETNEXT semantics), unless the view ended.
-    previous: list[Oid] = [tuple(o) for o in (*non_repeaters, *repeaters)]
-    end_of_view = ValueKind.END_OF_MIB_VIEW
-    for i, vb in enumerate(varbinds):
-        slot = i if i < n else n + (i - n) % m
-        kind = vb.kind
-        if kind is end_of_view:
-            continue
-        before = previous[slot]
-        if vb.oid <= before:
-            return PollFailure(
-                FailureCause.MALFORMED,
-                f"GETBULK: the agent answered {format_oid(vb.oid)} after {format_oid(before)} "
-                "(OIDs must increase)",
-            )
-        if kind in _NOT_IN_BULK:
-            return PollFailure(
-                FailureCause.MALFORMED,
-                f"GETBULK: {kind} for {format_oid(vb.oid)} (only GET may return it)",
-            )
-        previous[slot] = vb.oid
-    return varbinds

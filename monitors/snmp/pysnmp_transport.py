@@ -155,14 +155,6 @@ _INT_KINDS: Final = frozenset(
         ValueKind.COUNTER64,
     }
 )
-_NO_VALUE: Final = frozenset(
-    {
-        ValueKind.NULL,
-        ValueKind.NO_SUCH_OBJECT,
-        ValueKind.NO_SUCH_INSTANCE,
-        ValueKind.END_OF_MIB_VIEW,
-    }
-)
 _UINT32_MAX: Final = 2**32 - 1
 _UINT64_MAX: Final = 2**64 - 1
 
@@ -718,6 +710,32 @@ def _check_get(raw: _Raw | PollFailure, oids: Sequence[Oid]) -> GetResult:
     varbinds = _convert(raw[3])
     if isinstance(varbinds, PollFailure):
         return varbinds
+    return check_get_answer(varbinds, oids)
+
+
+def _check_bulk(
+    raw: _Raw | PollFailure,
+    non_repeaters: Sequence[Oid],
+    repeaters: Sequence[Oid],
+    max_repetitions: int,
+) -> GetResult:
+    if isinstance(raw, PollFailure):
+        return raw
+    if raw[1]:
+        return error_status_failure(raw[1], raw[2], [*non_repeaters, *repeaters])
+    varbinds = _convert(raw[3])
+    if isinstance(varbinds, PollFailure):
+        return varbinds
+    return check_bulk_answer(varbinds, non_repeaters, repeaters, max_repetitions)
+
+
+# ---- what an answer must look like (shared with the v2c fast path, ``fastpath``) ----------
+
+_NOT_IN_BULK: Final = frozenset({ValueKind.NO_SUCH_OBJECT, ValueKind.NO_SUCH_INSTANCE})
+
+
+def check_get_answer(varbinds: list[VarBind], oids: Sequence[Oid]) -> GetResult:
+    """A GET's varbinds, or MALFORMED when they do not answer ``oids`` one for one."""
     if len(varbinds) != len(oids):
         return PollFailure(
             FailureCause.MALFORMED,
@@ -738,20 +756,13 @@ def _check_get(raw: _Raw | PollFailure, oids: Sequence[Oid]) -> GetResult:
     return varbinds
 
 
-def _check_bulk(
-    raw: _Raw | PollFailure,
+def check_bulk_answer(
+    varbinds: list[VarBind],
     non_repeaters: Sequence[Oid],
     repeaters: Sequence[Oid],
     max_repetitions: int,
 ) -> GetResult:
-    asked = [*non_repeaters, *repeaters]
-    if isinstance(raw, PollFailure):
-        return raw
-    if raw[1]:
-        return error_status_failure(raw[1], raw[2], asked)
-    varbinds = _convert(raw[3])
-    if isinstance(varbinds, PollFailure):
-        return varbinds
+    """A GETBULK's varbinds, or MALFORMED when their count or order cannot answer the request."""
     n, m = len(non_repeaters), len(repeaters)
     if len(varbinds) < n:
         return PollFailure(
@@ -768,22 +779,25 @@ def _check_bulk(
             FailureCause.MALFORMED,
             f"GETBULK: {rest} repeated objects, more than {m} x {max_repetitions} asked",
         )
-    # Every answer must come after what it answers (GETNEXT semantics), unless the view ended.
-    previous: list[Oid] = [tuple(o) for o in asked]
+    # Every answer comes after what it answers (GETNEXT semantics), unless the view ended.
+    previous: list[Oid] = [tuple(o) for o in (*non_repeaters, *repeaters)]
+    end_of_view = ValueKind.END_OF_MIB_VIEW
     for i, vb in enumerate(varbinds):
         slot = i if i < n else n + (i - n) % m
+        kind = vb.kind
+        if kind is end_of_view:
+            continue
         before = previous[slot]
-        if vb.kind is not ValueKind.END_OF_MIB_VIEW and vb.oid <= before:
+        if vb.oid <= before:
             return PollFailure(
                 FailureCause.MALFORMED,
                 f"GETBULK: the agent answered {format_oid(vb.oid)} after {format_oid(before)} "
                 "(OIDs must increase)",
             )
-        if vb.kind in _NO_VALUE - {ValueKind.END_OF_MIB_VIEW, ValueKind.NULL}:
+        if kind in _NOT_IN_BULK:
             return PollFailure(
                 FailureCause.MALFORMED,
-                f"GETBULK: {vb.kind} for {format_oid(vb.oid)} (only GET may return it)",
+                f"GETBULK: {kind} for {format_oid(vb.oid)} (only GET may return it)",
             )
-        if vb.kind is not ValueKind.END_OF_MIB_VIEW:
-            previous[slot] = vb.oid
+        previous[slot] = vb.oid
     return varbinds
