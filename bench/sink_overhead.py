@@ -7,7 +7,9 @@ keep-alive HTTP connection each:
 - ``raw``: the points serialised beforehand (not timed), POSTed batch after batch with httpx;
 - ``sink``: the ``Sample`` objects through the production chain
   ``BatchingSink -> SpoolingSink (on-disk spool, fsync) -> InfluxV1Sink`` — serialisation,
-  batching, queueing and delivery all inside the timed part; then ``flush``.
+  batching, queueing and delivery all inside the timed part; then ``flush``. The spool is only
+  written when a write fails, so on this run it must stay empty (checked); what the chain costs
+  here is serialisation (in Python, on the event loop) and the asyncio hand-over to the sender.
 
 Wall time of each run; the pair is repeated ``--rounds`` times (raw first, then sink first, ...)
 into fresh databases and the best time of each kind is kept, to damp noise from other processes.

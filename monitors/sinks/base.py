@@ -9,8 +9,8 @@ Three protocols, each satisfied structurally (no base class to inherit):
 - :class:`MetricSink` — ``write(points)``, ``flush()``, ``close()``. Implementations:
   ``influx_v1.InfluxV1Sink``, ``influx_v2.InfluxV2Sink``, ``embedded.EmbeddedStore``, and the
   wrappers ``batching.BatchingSink`` and ``spool.SpoolingSink``.
-- :class:`LineProtocolSink` — ``write_lines(body, points)``: a store that accepts pre-serialised
-  line protocol. The spool keeps and replays batches in that form.
+- :class:`LineProtocolSink` — ``write_lines(body, points, on_wire=None)``: a store that accepts
+  pre-serialised line protocol. The spool keeps and replays batches in that form.
 - :class:`MetricQuery` — ``series(...)``: one field of one measurement over a bounded time range,
   raw or aggregated per time bucket. Implementations: ``InfluxV1Sink`` (InfluxQL over ``/query``)
   and ``EmbeddedStore``; both answer the same question with the same numbers.
@@ -21,7 +21,7 @@ Delivery order: a sink applies ``write`` calls in the order they were made.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal, Protocol, TypeAlias, TypeGuard, get_args
@@ -80,8 +80,18 @@ class LineProtocolSink(Protocol):
         """Where the points go (a URL), for messages and logs; never contains a secret."""
         ...
 
-    async def write_lines(self, body: bytes, points: int) -> None:
-        """Store the ``points`` lines in ``body``; raise ``MetricsWriteError`` unless stored."""
+    async def write_lines(
+        self, body: bytes, points: int, on_wire: Callable[[], object] | None = None
+    ) -> None:
+        """Store the ``points`` lines in ``body``; raise ``MetricsWriteError`` unless stored.
+
+        ``on_wire``, if given, is called (at most once, on the event loop) as soon as the request
+        no longer needs the event loop to reach the store — for HTTP, once the whole body has
+        been handed to the socket — so that the caller can start CPU-heavy work (serialising the
+        next batch) while the store works, instead of holding up this request. It is a hint: an
+        implementation may call it late or not at all, and a caller must not wait for it
+        unboundedly.
+        """
         ...
 
     async def close(self) -> None: ...

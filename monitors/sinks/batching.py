@@ -6,8 +6,9 @@ latest ``max_delay_s`` after the oldest buffered point arrived. Batches reach th
 a time, in the order the points were written.
 
 The usual chain for InfluxDB is ``BatchingSink(SpoolingSink(InfluxV1Sink(...), Spool(...)))``:
-``SpoolingSink.write`` only serialises and queues, so the next batch is being serialised while
-the previous one is on the wire. For the embedded store, ``BatchingSink(EmbeddedStore(...))``.
+``SpoolingSink.write`` only serialises and queues (and lets the request being prepared reach the
+socket first), so the next batch is being serialised while InfluxDB works on the previous one.
+For the embedded store, ``BatchingSink(EmbeddedStore(...))``.
 
 If the inner sink raises on a batch flushed by the timer (nobody is awaiting it), the points are
 counted in ``failed_points`` and logged at ERROR; with a ``SpoolingSink`` behind, that only happens

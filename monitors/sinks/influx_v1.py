@@ -38,7 +38,7 @@ import gzip
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -279,6 +279,17 @@ def _series_points(body: Mapping[str, Any], plan: QueryPlan, url: str) -> list[S
     return points
 
 
+def _body_sent_trace(on_wire: Callable[[], object]) -> Callable[[str, Any], Awaitable[None]]:
+    """An httpcore ``trace`` extension that calls ``on_wire`` once the request body is sent."""
+    pending = [on_wire]
+
+    async def trace(event: str, info: Any) -> None:
+        if pending and event.endswith(".send_request_body.complete"):
+            pending.pop()()
+
+    return trace
+
+
 # ---- the sink ---------------------------------------------------------------------------------
 
 
@@ -339,7 +350,9 @@ class InfluxV1Sink:
         if batch.points:
             await self.write_lines(batch.body, batch.points)
 
-    async def write_lines(self, body: bytes, points: int) -> None:
+    async def write_lines(
+        self, body: bytes, points: int, on_wire: Callable[[], object] | None = None
+    ) -> None:
         headers: dict[str, str] = {"Content-Type": "text/plain; charset=utf-8"}
         content = body
         if self.config.gzip:
@@ -350,7 +363,11 @@ class InfluxV1Sink:
             headers["Content-Encoding"] = "gzip"
         try:
             response = await self._client.post(
-                "/write", params=self._write_params, content=content, headers=headers
+                "/write",
+                params=self._write_params,
+                content=content,
+                headers=headers,
+                extensions=None if on_wire is None else {"trace": _body_sent_trace(on_wire)},
             )
         except httpx.TransportError as err:
             raise unreachable_error(self._url, err) from err

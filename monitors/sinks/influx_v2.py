@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -93,9 +93,14 @@ class InfluxV2Sink:
         if batch.points:
             await self.write_lines(batch.body, batch.points)
 
-    async def write_lines(self, body: bytes, points: int) -> None:
+    async def write_lines(
+        self, body: bytes, points: int, on_wire: Callable[[], object] | None = None
+    ) -> None:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._thread, self._write_blocking, body)
+        sending = loop.run_in_executor(self._thread, self._write_blocking, body)
+        if on_wire is not None:
+            on_wire()  # the request is made in the worker thread: the loop is free from here
+        await sending
 
     def _write_blocking(self, body: bytes) -> None:
         try:

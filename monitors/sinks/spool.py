@@ -59,7 +59,7 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,6 +72,8 @@ from monitors.sinks.lineprotocol import LineEncoder, log_skipped
 logger = logging.getLogger(__name__)
 
 _HEADER: Final = struct.Struct("<4sIII")
+# How long ``write`` waits at most for the sender to get its next request onto the wire.
+_WIRE_WAIT_S: Final = 0.5
 _MAGIC: Final = b"TDSP"
 _SUFFIX: Final = ".seg"
 _MIB: Final = 1024 * 1024
@@ -529,6 +531,12 @@ class SpoolingSink:
     once the batch is serialised and queued (at most ``queue_batches`` wait in memory; beyond that
     ``write`` waits): a sender task then delivers it or spools it. ``flush`` returns once every
     batch written before it was delivered or spooled; ``drain`` waits for the spool to empty too.
+
+    Pipelining: one request is in flight at a time (order), and the caller's CPU work — above
+    all serialising the next batch, which holds the event loop for milliseconds — should run
+    while the store works on that request, not while the request is still being written. So
+    ``write`` also waits (at most ``_WIRE_WAIT_S``) until the request the sender is preparing has
+    been handed to the socket (``on_wire`` of ``LineProtocolSink.write_lines``).
     """
 
     def __init__(
@@ -547,6 +555,10 @@ class SpoolingSink:
         self._items: deque[_Item] = deque()
         self._slots = asyncio.Semaphore(queue_batches)
         self._wake = asyncio.Event()
+        # Set unless the sender is preparing a request that is not on the wire yet.
+        self._wire_free = asyncio.Event()
+        self._wire_free.set()
+        self._idle = True  # the sender waits for work, or has not run yet
         self._retry_initial = retry_initial_s
         self._retry_max = retry_max_s
         self._retry_delay = retry_initial_s
@@ -597,16 +609,27 @@ class SpoolingSink:
         if batch.points:
             await self.write_lines(batch.body, batch.points)
 
-    async def write_lines(self, body: bytes, points: int) -> None:
+    async def write_lines(
+        self, body: bytes, points: int, on_wire: Callable[[], object] | None = None
+    ) -> None:
+        """Queue a serialised batch (``on_wire`` is called once it is queued)."""
         if self._stopping:
             raise RuntimeError("SpoolingSink is closed; no more writes")
         self.start()
         await self._slots.acquire()
         self._items.append(_Batch(body, points))
+        if on_wire is not None:
+            on_wire()
+        if self._idle and self.spool.is_empty():
+            self._wire_free.clear()  # the sender sends this batch next
         self._wake.set()
-        # Let the sender start on it now: the request is then on the wire while the caller goes
-        # on (e.g. serialising the next batch).
-        await asyncio.sleep(0)
+        # Let the sender put its next request on the wire before the caller goes on (e.g.
+        # serialising the next batch, which would hold that request up for its whole duration).
+        if self._wire_free.is_set():
+            await asyncio.sleep(0)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wire_free.wait(), _WIRE_WAIT_S)
 
     async def flush(self) -> None:
         if self._task is None or self._task.done():
@@ -649,21 +672,27 @@ class SpoolingSink:
     # ---- the sender ---------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        while True:
-            try:
-                await self._step()
-            except Exception:
-                # Last line of defence: the sender must outlive a bug, or writers would wait for
-                # ever. Answers of the store and disk errors are handled (and counted) below;
-                # reaching this means a bug, and the traceback says which.
-                logger.exception(
-                    "the spool sender for %s failed; restarting it in 1 s", self.target
-                )
-                await asyncio.sleep(1.0)
+        try:
+            while True:
+                try:
+                    await self._step()
+                except Exception:
+                    # Last line of defence: the sender must outlive a bug, or writers would wait
+                    # for ever. Answers of the store and disk errors are handled (and counted)
+                    # below; reaching this means a bug, and the traceback says which.
+                    self._wire_free.set()
+                    logger.exception(
+                        "the spool sender for %s failed; restarting it in 1 s", self.target
+                    )
+                    await asyncio.sleep(1.0)
+        finally:
+            self._wire_free.set()
+            self._idle = True
 
     async def _step(self) -> None:
         """Deliver what is queued, then replay one spooled batch or wait for work."""
         loop = asyncio.get_running_loop()
+        self._idle = False
         while self._items:
             item = self._items.popleft()
             if isinstance(item, _Marker):
@@ -673,6 +702,7 @@ class SpoolingSink:
             try:
                 await self._deliver(item)
             finally:
+                self._wire_free.set()
                 self._slots.release()
         timeout: float | None = None
         if not self.spool.is_empty():
@@ -684,16 +714,22 @@ class SpoolingSink:
         self._wake.clear()
         if self._items:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+        self._idle = True
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+        finally:
+            self._idle = False
 
     async def _deliver(self, item: _Batch) -> None:
         if not self.spool.is_empty():
             await self._to_spool(item)
             return
+        self._wire_free.clear()
         try:
-            await self._send(item.body, item.points)
+            await self._send(item.body, item.points, self._wire_free.set)
         except MetricsWriteError as err:
+            self._wire_free.set()
             self._record_error(err)
             if not err.retryable:
                 await self._dead_letter(None, item.body, item.points, err)
@@ -703,12 +739,14 @@ class SpoolingSink:
             return
         self.delivered_points += item.points
 
-    async def _send(self, body: bytes, points: int) -> None:
+    async def _send(
+        self, body: bytes, points: int, on_wire: Callable[[], object] | None = None
+    ) -> None:
         """``inner.write_lines``; an unexpected exception (a bug, not an answer) is logged with
         its traceback and handled like an outage, so the batch is spooled, not lost, and the
         sender keeps running."""
         try:
-            await self.inner.write_lines(body, points)
+            await self.inner.write_lines(body, points, on_wire)
         except MetricsWriteError:
             raise
         except Exception as err:

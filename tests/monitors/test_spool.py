@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -72,9 +72,11 @@ class Recorder:
     def target(self) -> str:
         return self.inner.target
 
-    async def write_lines(self, body: bytes, points: int) -> None:
+    async def write_lines(
+        self, body: bytes, points: int, on_wire: Callable[[], object] | None = None
+    ) -> None:
         try:
-            await self.inner.write_lines(body, points)
+            await self.inner.write_lines(body, points, on_wire)
         except MetricsWriteError:
             self.failures += 1
             raise
@@ -340,7 +342,9 @@ class Flaky:
         self.broken = True
         self.got: list[bytes] = []
 
-    async def write_lines(self, body: bytes, points: int) -> None:
+    async def write_lines(
+        self, body: bytes, points: int, on_wire: Callable[[], object] | None = None
+    ) -> None:
         if self.broken:
             raise RuntimeError("a bug in a driver")
         self.got.append(body)
