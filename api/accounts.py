@@ -154,7 +154,9 @@ def update_user(
     role: Role | None = None,
     disabled: bool | None = None,
 ) -> User:
-    """Change a user's role and/or disable or enable them; takes effect on their next request."""
+    """Change a user's role and/or disable or enable them. Through the API this takes effect on
+    their next request; made elsewhere (the CLI), within ``ApiConfig.account_cache_seconds``
+    (``api.account_cache``)."""
     new_role = user.role if role is None else role
     new_disabled = user.disabled if disabled is None else disabled
     if (new_role, new_disabled) == (user.role, user.disabled):

@@ -11,8 +11,10 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import errors
+from api.account_cache import AccountCache
 from api.config import ApiConfig
-from api.deps import PUBLIC_PATHS, required_role
+from api.deps import PUBLIC_PATHS, forget_cached, required_role
+from api.inventory_index import InventoryIndex
 from api.limits import BodyLimit
 from api.monitoring_view import MonitoringView
 from api.routers import approvals as approval_routes
@@ -83,6 +85,9 @@ def create_app(
     )
     app.state.session_factory = session_factory
     app.state.config = config
+    app.state.account_cache = AccountCache(ttl_s=config.account_cache_seconds)
+    app.state.inventory_index = InventoryIndex(lambda: app.state.session_factory)
+    app.state.forget_cached = forget_cached(app)
     errors.install(app)
     monitoring_routes.install(app, monitoring)
     failover_routes.install(app, failover)

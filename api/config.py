@@ -15,6 +15,9 @@ class ApiConfig:
     access_token_minutes: int = 30
     max_body_bytes: int = MIB  # POST /inventory/import has its own, larger limit
     version: str = "0.1.0"
+    account_cache_seconds: float = 5.0
+    """How long a user's or API token's row is used before it is read again: a change made
+    outside this process (``tiandi users disable``) holds within it (``api.account_cache``)."""
 
     def __post_init__(self) -> None:
         if len(self.secret_key) < 32:
@@ -24,3 +27,5 @@ class ApiConfig:
             )
         if not 1 <= self.access_token_minutes <= 24 * 60:
             raise ValueError("access_token_minutes must be between 1 and 1440")
+        if not 0 <= self.account_cache_seconds <= 60:
+            raise ValueError("account_cache_seconds must be between 0 (no cache) and 60")

@@ -7,6 +7,8 @@ refuses to start if a route outside :data:`PUBLIC_PATHS` has none.
 from __future__ import annotations
 
 import functools
+import hashlib
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,10 +18,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from api import accounts, security
+from api.account_cache import AccountCache, ApiTokenRow, UserRow, VerifiedToken
 from api.config import ApiConfig
 from api.errors import Forbidden, NotAuthenticated, responses
 from api.roles import Role
@@ -33,7 +37,20 @@ REQUIRED_ROLE_ATTR = "__tiandi_required_role__"
 def get_session(request: Request) -> Iterator[Session]:
     factory: sessionmaker[Session] = request.app.state.session_factory
     with factory() as session:
+        event.listen(session, "after_commit", request.app.state.forget_cached)
         yield session
+
+
+def forget_cached(app: Any) -> Callable[[Session], None]:
+    """What runs after every commit through :data:`SessionDep`: whatever this process changed
+    (a user, an API token, the inventory) holds from the next request on, not after the caches'
+    time limits (see :mod:`api.account_cache`, :mod:`api.inventory_index`)."""
+
+    def forget(_: Session) -> None:
+        app.state.account_cache.clear()
+        app.state.inventory_index.invalidate()
+
+    return forget
 
 
 async def get_config(request: Request) -> ApiConfig:
@@ -62,7 +79,8 @@ _api_token = HTTPBearer(
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is asking, with the role they hold right now (re-read from the database)."""
+    """Who is asking, with the role they hold now (from the database, through the
+    :class:`~api.account_cache.AccountCache`: at most a few seconds old)."""
 
     username: str
     role: Role
@@ -80,10 +98,44 @@ class Principal:
         return self.token_id is not None
 
 
-def _from_api_token(session: Session, token: str) -> Principal:
-    row = accounts.find_api_token(session, token)
+def _read_api_token(factory: sessionmaker[Session], token: str) -> ApiTokenRow | None:
+    with factory() as session:
+        row = accounts.find_api_token(session, token)
+        if row is None:
+            return None
+        owner = row.owner
+        return ApiTokenRow(
+            id=row.id,
+            name=row.name,
+            role=row.role,
+            expires_at=row.expires_at,
+            revoked_at=row.revoked_at,
+            owner=UserRow(owner.username, owner.role, owner.disabled),
+        )
+
+
+def _read_user(factory: sessionmaker[Session], username: str) -> UserRow | None:
+    with factory() as session:
+        found = session.execute(
+            select(accounts.User.username, accounts.User.role, accounts.User.disabled).where(
+                accounts.User.username == username
+            )
+        ).first()
+    return UserRow(found[0], found[1], found[2]) if found is not None else None
+
+
+async def _from_api_token(
+    cache: AccountCache, factory: sessionmaker[Session], token: str
+) -> Principal:
+    key = ("api_token", security.api_token_digest(token))
+    row = cache.get(key)
     if row is None:
-        raise NotAuthenticated("unknown API token")
+        row = await run_in_threadpool(
+            cache.load, key, functools.partial(_read_api_token, factory, token)
+        )
+        if row is None:
+            raise NotAuthenticated("unknown API token")
+    assert isinstance(row, ApiTokenRow)
     now = datetime.now(UTC)
     if row.revoked_at is not None:
         raise NotAuthenticated(
@@ -105,26 +157,46 @@ def _from_api_token(session: Session, token: str) -> Principal:
     )
 
 
-def _from_access_token(session: Session, token: str, key: str) -> Principal:
+def _verify(cache: AccountCache, token: str, key: str) -> str:
+    """The user an access token names: its signature is checked once, then cached."""
+    cached = ("access_token", hashlib.sha256(token.encode("utf-8")).hexdigest())
+    hit = cache.get(cached)
+    if isinstance(hit, VerifiedToken) and time.time() < hit.expires_at:
+        return hit.username
+    generation = cache.generation()
     try:
-        username = security.read_access_token(token, key=key)
+        username, expires_at = security.verify_access_token(token, key=key)
     except security.TokenInvalid as err:
         raise NotAuthenticated(str(err)) from err
-    user = session.scalar(select(accounts.User).where(accounts.User.username == username))
+    cache.put(cached, VerifiedToken(username, expires_at), generation)
+    return username
+
+
+async def _from_access_token(
+    cache: AccountCache, factory: sessionmaker[Session], token: str, key: str
+) -> Principal:
+    username = _verify(cache, token, key)
+    cached = ("user", username)
+    user = cache.get(cached)
     if user is None:
-        raise NotAuthenticated(f"the access token names user {username!r}, who does not exist")
+        user = await run_in_threadpool(
+            cache.load, cached, functools.partial(_read_user, factory, username)
+        )
+        if user is None:
+            raise NotAuthenticated(f"the access token names user {username!r}, who does not exist")
+    assert isinstance(user, UserRow)
     if user.disabled:
         raise NotAuthenticated(f"user {username!r} is disabled")
     return Principal(username=user.username, role=user.role, user_role=user.role)
 
 
-def current_principal(
+async def current_principal(
     request: Request,
-    session: SessionDep,
-    config: ConfigDep,
     _password: Annotated[str | None, Depends(_password_flow)],
     _token: Annotated[HTTPAuthorizationCredentials | None, Depends(_api_token)],
 ) -> Principal:
+    # async: the signature check is cheap and the user row comes from the AccountCache; the
+    # database is read (in a worker thread) only when the row is not cached
     header = request.headers.get("Authorization")
     if not header:
         raise NotAuthenticated(
@@ -138,9 +210,14 @@ def current_principal(
         raise NotAuthenticated(
             "the Authorization header must be 'Bearer <token>'", token_given=False
         )
+    state = request.app.state
+    cache: AccountCache = state.account_cache
+    factory: sessionmaker[Session] = state.session_factory
+    cache.read_from(factory)
     if token.startswith(security.API_TOKEN_PREFIX):
-        return _from_api_token(session, token)
-    return _from_access_token(session, token, config.secret_key)
+        return await _from_api_token(cache, factory, token)
+    config: ApiConfig = state.config
+    return await _from_access_token(cache, factory, token, config.secret_key)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

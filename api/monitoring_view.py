@@ -4,8 +4,12 @@
 ``tiandi.monitoring_runtime`` and passes a :class:`MonitoringView` of it to ``create_app``;
 without one, the monitoring routes answer 503. Tests build a view from in-memory parts.
 
-Every part is read from API worker threads while the monitor runs on its own event loop, so
-each returns immutable snapshots (frozen dataclasses) and must be safe to call from any thread;
+Every part is read from the API while the monitor runs elsewhere (its own loop or process), so
+each returns immutable snapshots (frozen dataclasses) and must be safe to call from any thread.
+``devices.device_state``, ``health.report``, ``alarms.site_condition`` and ``alarms.alarms``
+with ``site=`` are called on the API's event loop itself (the per-object routes are ``async``):
+they must not block — an in-memory read or a single-row read of a local file (SQLite state
+file: tens of microseconds) — or every request waits. Other calls come from worker threads;
 ``metrics`` is awaited on the API's loop and hops to the monitor's loop itself if it has to.
 """
 

@@ -25,6 +25,9 @@ _ISSUER = "tiandi"
 _hasher = PasswordHasher()
 
 
+TOKEN_EXPIRED = "the access token has expired; log in again"
+
+
 class TokenInvalid(TiandiError):
     """An access token cannot be used; the message says why (expired, bad signature...)."""
 
@@ -83,6 +86,12 @@ def issue_access_token(
 
 def read_access_token(token: str, *, key: str) -> str:
     """The user name a valid token was issued to; TokenInvalid says what is wrong otherwise."""
+    return verify_access_token(token, key=key)[0]
+
+
+def verify_access_token(token: str, *, key: str) -> tuple[str, float]:
+    """(user name, expiry as epoch seconds) of a valid token; TokenInvalid otherwise. The token
+    stays valid while ``time.time() < expiry`` (as PyJWT checks ``exp``, without leeway)."""
     try:
         claims = jwt.decode(
             token,
@@ -92,7 +101,7 @@ def read_access_token(token: str, *, key: str) -> str:
             options={"require": ["sub", "exp", "iat", "iss"]},
         )
     except jwt.ExpiredSignatureError as err:
-        raise TokenInvalid("the access token has expired; log in again") from err
+        raise TokenInvalid(TOKEN_EXPIRED) from err
     except jwt.InvalidSignatureError as err:
         raise TokenInvalid("the access token's signature is invalid") from err
     except jwt.DecodeError as err:
@@ -102,7 +111,7 @@ def read_access_token(token: str, *, key: str) -> str:
     subject = claims["sub"]
     if not isinstance(subject, str) or not subject:
         raise TokenInvalid("the access token names no user")
-    return subject
+    return subject, float(claims["exp"])
 
 
 # ---- API tokens --------------------------------------------------------------------------------

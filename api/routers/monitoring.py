@@ -2,8 +2,13 @@
 
 The data come from the monitor running in this process (``tiandi serve``), handed to
 ``create_app`` as a :class:`~api.monitoring_view.MonitoringView`; without one every route here
-answers 503. Names are checked against the inventory database (404 for an unknown name); what
-the monitor has not measured yet is reported as ``unknown`` / not polled, not as an error.
+answers 503. Names are checked against the inventory (404 for an unknown name), held in memory
+by :class:`~api.inventory_index.InventoryIndex`; what the monitor has not measured yet is
+reported as ``unknown`` / not polled, not as an error.
+
+The three per-object reads (device state, link health, site status) are ``async``: they do no
+I/O but the monitor's single-row reads (memory, or its local SQLite state file, well under a
+millisecond), so a worker-thread hop would cost more than it saves. The others stay ``def``.
 
 Reading is the ``viewer`` role; acknowledging an alarm is ``operator`` and is written to the
 audit trail (alarms themselves live in the monitor's memory — see ``monitors.alarms``).
@@ -19,10 +24,10 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, Field
-from sqlalchemy import select
 
 from api.deps import OperatorDep, SessionDep, role_router
 from api.errors import ErrorOut, ProblemOut, responses
+from api.inventory_index import InventoryIndex, InventorySnapshot
 from api.listing import DEFAULTS, LimitQuery, NamePath, OffsetQuery, ProvinceQuery, SiteQuery
 from api.monitoring_view import DeviceState, MonitoringView
 from api.roles import Role
@@ -30,7 +35,6 @@ from api.schemas import Page
 from controllers import audit
 from inventory.enums import DeviceKind, LinkRole, Tier
 from inventory.errors import NotFound, Problem, TiandiError
-from inventory.model import Device, Link, MaintenanceWindow, Site
 from monitors.alarms import Alarm, AlarmKind, Severity
 from monitors.errors import MetricsQueryError
 from monitors.linkstate import Health, LinkHealthReport
@@ -77,6 +81,16 @@ def install(app: FastAPI, view: MonitoringView | None) -> None:
 
     app.add_exception_handler(MonitoringUnavailable, unavailable)
     app.add_exception_handler(SeriesRejected, rejected)
+
+
+async def get_inventory(request: Request) -> InventorySnapshot:
+    # the inventory index (names -> site, role, kind...): in memory, fresh as api.inventory_index
+    # says; after the monitor in a route's parameters, so that no monitor answers 503 first
+    index: InventoryIndex = request.app.state.inventory_index
+    return await index.snapshot()
+
+
+InventoryDep = Annotated[InventorySnapshot, Depends(get_inventory)]
 
 
 async def get_monitoring(request: Request) -> MonitoringView:
@@ -307,17 +321,16 @@ def _alarm_out(a: Alarm) -> AlarmOut:
     response_model=DeviceStateOut,
     responses=_responses(404, 422),
 )
-def device_state(name: NamePath, session: SessionDep, view: MonitoringDep) -> DeviceStateOut:
+async def device_state(
+    name: NamePath, view: MonitoringDep, inventory: InventoryDep
+) -> DeviceStateOut:
     """Reachability, the last poll's error, the latest value of every polled field and the
     interfaces' status, from the monitor's memory."""
-    row = session.execute(
-        select(Device.kind, Site.name)
-        .join(Site, Device.site_id == Site.id)
-        .where(Device.name == name)
-    ).first()
-    if row is None:
+    found = inventory.devices.get(name)
+    if found is None:
         raise NotFound(f"no device named {name!r}")
-    return _device_out(name, row[1], row[0], view.devices.device_state(name))
+    kind, site = found
+    return _device_out(name, site, kind, view.devices.device_state(name))
 
 
 @router.get(
@@ -326,15 +339,16 @@ def device_state(name: NamePath, session: SessionDep, view: MonitoringDep) -> De
     response_model=LinkHealthOut,
     responses=_responses(404, 422),
 )
-def link_health(name: NamePath, session: SessionDep, view: MonitoringDep) -> LinkHealthOut:
+async def link_health(
+    name: NamePath, view: MonitoringDep, inventory: InventoryDep
+) -> LinkHealthOut:
     """`up | degraded | down | unknown` with the probe figures behind it and the reason for the
     last change (hysteresis: see `monitors/health.py`)."""
-    row = session.execute(
-        select(Link.role, Site.name).join(Site, Link.site_id == Site.id).where(Link.name == name)
-    ).first()
-    if row is None:
+    found = inventory.links.get(name)
+    if found is None:
         raise NotFound(f"no link named {name!r}")
-    return _health_out(name, row[1], row[0], view.health.report(name), _Clock())
+    role, site = found
+    return _health_out(name, site, role, view.health.report(name), _Clock())
 
 
 @router.get(
@@ -343,33 +357,21 @@ def link_health(name: NamePath, session: SessionDep, view: MonitoringDep) -> Lin
     response_model=SiteStatusOut,
     responses=_responses(404, 422),
 )
-def site_status(name: NamePath, session: SessionDep, view: MonitoringDep) -> SiteStatusOut:
+async def site_status(
+    name: NamePath, view: MonitoringDep, inventory: InventoryDep
+) -> SiteStatusOut:
     """Every link's health and every device's latest state, the site's active alarms, and one
     word for the site. A site behind an unreachable parent is `unreachable_behind_parent`, not
     an outage of its own."""
-    site = session.execute(select(Site.id, Site.tier).where(Site.name == name)).first()
+    site = inventory.sites.get(name)
     if site is None:
         raise NotFound(f"no site named {name!r}")
-    site_id, tier = site
-    devices = session.execute(
-        select(Device.name, Device.kind).where(Device.site_id == site_id).order_by(Device.name)
-    ).all()
-    order = list(LinkRole)
-    links = sorted(
-        session.execute(select(Link.name, Link.role).where(Link.site_id == site_id)).all(),
-        key=lambda row: order.index(row[1]),
-    )
-    windows = session.execute(
-        select(
-            MaintenanceWindow.starts_at, MaintenanceWindow.ends_at, MaintenanceWindow.reason
-        ).where(MaintenanceWindow.site_id == site_id)
-    ).all()
     clock = _Clock()
-    link_out = [_health_out(n, name, r, view.health.report(n), clock) for n, r in links]
-    device_out = [_device_out(n, name, k, view.devices.device_state(n)) for n, k in devices]
+    link_out = [_health_out(n, name, r, view.health.report(n), clock) for n, r in site.links]
+    device_out = [_device_out(n, name, k, view.devices.device_state(n)) for n, k in site.devices]
     alarms = view.alarms.alarms(active=True, site=name)
     maintenance = None
-    for start, end, reason in windows:
+    for start, end, reason in site.windows:
         begins, ends = datetime.fromisoformat(start), datetime.fromisoformat(end)
         if begins <= clock.wall < ends:
             maintenance = MaintenanceOut(start=begins, end=ends, reason=reason)
@@ -400,7 +402,7 @@ def site_status(name: NamePath, session: SessionDep, view: MonitoringDep) -> Sit
             status, reason = "ok", "every measured link up and device reachable"
     return SiteStatusOut(
         site=name,
-        tier=tier,
+        tier=site.tier,
         status=status,
         reason=reason,
         behind_parent=behind,
