@@ -275,15 +275,16 @@ class StateStore:
         )
         return None if row is None else _link_report(row)
 
-    def link_reports(self, evaluated_after: float | None = None) -> list[LinkHealthReport]:
-        """Every link's report, or those evaluated after ``evaluated_after`` (monotonic s):
-        how a process that follows link health (the failover engine) reads what changed."""
+    def link_reports(self, changed_after: float | None = None) -> list[LinkHealthReport]:
+        """Every link's report, or only those whose health changed after ``changed_after``
+        (monotonic s; ``since_mono``): how a process that follows link health (the failover
+        engine) reads what is new without converting every row each time."""
         sql = f"SELECT {self._LINK_COLUMNS} FROM link_state"
         conn = self._conn()
         rows = (
             conn.execute(sql)
-            if evaluated_after is None
-            else conn.execute(sql + " WHERE at_mono > ?", (evaluated_after,))
+            if changed_after is None
+            else conn.execute(sql + " WHERE since_mono > ?", (changed_after,))
         )
         return [_link_report(row) for row in rows]
 

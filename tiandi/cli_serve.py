@@ -105,7 +105,9 @@ def serve(
     except TiandiError as err:
         raise fail(err, 2) from err
     finally:
-        if engine is not None:
-            engine.stop()
+        # the monitor first: it stops in a second or two, and must not outlive this process
+        # if the engine's drain (up to 10 s of running changes) makes a supervisor kill it
         if processes is not None:
             processes.stop()
+        if engine is not None:
+            engine.stop()

@@ -101,7 +101,7 @@ def set_role(
     name: NameArg,
     role: Annotated[Role, typer.Argument(help="viewer, operator or admin")],
 ) -> None:
-    """Change a user's role; takes effect on their next request, tokens included."""
+    """Change a user's role; a running API applies it within 5 s, tokens included."""
     with _session(ctx) as session:
         accounts.update_user(
             session, accounts.get_user(session, name), actor=cli_actor(), role=role
@@ -111,7 +111,7 @@ def set_role(
 
 @app.command()
 def disable(ctx: typer.Context, name: NameArg) -> None:
-    """Disable a user: their access tokens and API tokens stop working at once."""
+    """Disable a user: a running API refuses their access and API tokens within 5 s."""
     with _session(ctx) as session:
         accounts.update_user(
             session, accounts.get_user(session, name), actor=cli_actor(), disabled=True

@@ -39,8 +39,6 @@ def test_changes_are_passed_on_once(tmp_path: Path) -> None:
     state = StateStore(tmp_path / "state.db")
     clock = Clock()
     feed = HealthFeed(state, stale_after_s=30.0, clock=clock)
-    assert feed.poll() == []
-
     state.put_links([report("p", Health.UP, 990.0, 999.0), report("b", Health.UP, 980.0, 999.0)])
     first = feed.poll()
     assert {(r.link, r.health) for r in first} == {("p", Health.UP), ("b", Health.UP)}
@@ -65,14 +63,15 @@ def test_an_older_row_never_replaces_a_newer_one(tmp_path: Path) -> None:
     state.put_links([report("p", Health.DOWN, 1009.0, 1009.5)])
     assert [r.health for r in feed.poll()] == [Health.DOWN]
     # a late commit of an earlier evaluation, within the overlap the feed re-reads
-    state.put_links([report("p", Health.UP, 900.0, 1008.9)])
+    state.put_links([report("p", Health.UP, 1009.2, 1009.3)])
+    clock.now = 1010.2
     assert feed.poll() == []
 
 
 def test_a_stale_link_is_passed_on_as_unknown_once_then_recovers(tmp_path: Path) -> None:
     state = StateStore(tmp_path / "state.db")
     clock = Clock(1000.0)
-    feed = HealthFeed(state, stale_after_s=30.0, clock=clock)
+    feed = HealthFeed(state, stale_after_s=30.0, full_every_s=0.0, clock=clock)
     state.put_links([report("p", Health.UP, 900.0, 999.0)])
     assert [r.health for r in feed.poll()] == [Health.UP]
 
@@ -97,3 +96,48 @@ def test_reports_already_stale_at_start_are_not_used(tmp_path: Path) -> None:
     feed = HealthFeed(state, stale_after_s=30.0, clock=Clock(1000.0))
     out = feed.poll()
     assert [r.health for r in out] == [Health.UNKNOWN]  # never its old DOWN
+
+
+class CountingStore(StateStore):
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.rows: list[int] = []
+
+    def link_reports(self, changed_after: float | None = None) -> list[LinkHealthReport]:
+        found = super().link_reports(changed_after)
+        self.rows.append(len(found))
+        return found
+
+
+def test_between_full_reads_only_changed_rows_are_read(tmp_path: Path) -> None:
+    state = CountingStore(tmp_path / "state.db")
+    clock = Clock(1000.0)
+    feed = HealthFeed(state, stale_after_s=30.0, full_every_s=5.0, clock=clock)
+    links = [f"l{i}" for i in range(200)]
+    state.put_links(report(n, Health.UP, 900.0, 999.9) for n in links)
+    assert len(feed.poll()) == 200
+    for step in range(1, 30):  # the prober re-publishes every row; one link goes down
+        clock.now = 1000.0 + step * 0.2
+        state.put_links(report(n, Health.UP, 900.0, clock.now - 0.1) for n in links[1:])
+        if step == 10:
+            state.put_links([report("l0", Health.DOWN, clock.now - 0.1, clock.now - 0.1)])
+        out = feed.poll()
+        assert [(r.link, r.health) for r in out] == ([("l0", Health.DOWN)] if step == 10 else [])
+    # one full read at the start and one after 5 s; the rest read the one changed row at most
+    assert state.rows[0] == 200 and state.rows[25] == 200
+    assert sum(1 for n in state.rows if n == 200) == 2
+    assert max(n for n in state.rows if n != 200) <= 1
+
+
+def test_a_link_first_seen_with_an_old_since_arrives_with_the_next_full_read(
+    tmp_path: Path,
+) -> None:
+    state = StateStore(tmp_path / "state.db")
+    clock = Clock(1000.0)
+    feed = HealthFeed(state, stale_after_s=30.0, full_every_s=5.0, clock=clock)
+    assert feed.poll() == []  # the prober has not written yet
+    state.put_links([report("p", Health.UP, 900.0, 1000.5)])  # up for long: an old ``since``
+    clock.now = 1001.0
+    assert feed.poll() == []  # not a change of the last seconds: the short read skips it
+    clock.now = 1005.0
+    assert [(r.link, r.health) for r in feed.poll()] == [("p", Health.UP)]
