@@ -14,7 +14,8 @@ How fresh the snapshot is:
 * **Changes made elsewhere** (``tiandi inventory import`` from the CLI, another API process)
   always append to the audit trail. Every :data:`RECHECK_S` (2 s) the index reads the trail's
   head (one indexed query, in a background thread, while requests go on with the snapshot they
-  have) and reloads if it moved. A snapshot not confirmed for :data:`STALE_LIMIT_S` (5 s, e.g.
+  have) and reloads if it moved by anything but failover and alarm records
+  (:data:`QUIET_ACTIONS`). A snapshot not confirmed for :data:`STALE_LIMIT_S` (5 s, e.g.
   after an idle spell) is not used: the request waits for the check. So such a change shows
   within 5 s, typically 2 s.
 * **Writes that bypass the audit trail** (hand-made SQL) show within :data:`MAX_AGE_S` (60 s):
@@ -29,7 +30,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -106,6 +107,21 @@ def load_snapshot(session: Session) -> InventorySnapshot:
 def audit_head(session: Session) -> int:
     """The id of the newest audit record (0 if none): it moves on every audited change."""
     return session.scalar(select(func.max(AuditRecord.id))) or 0
+
+
+QUIET_ACTIONS = ("failover.", "alarm.")
+"""Audit actions that never change the inventory: the failover engine records every decision
+(hundreds a minute in a mass event) and must not make the index reload each time."""
+
+
+def inventory_touched_after(session: Session, after: int) -> bool:
+    """Whether an audit record after id ``after`` may be an inventory change (a primary-key
+    range scan over the new records only)."""
+    quiet = [AuditRecord.action.startswith(prefix) for prefix in QUIET_ACTIONS]
+    found = session.scalar(
+        select(AuditRecord.id).where(AuditRecord.id > after, ~or_(*quiet)).limit(1)
+    )
+    return found is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,8 +209,8 @@ class InventoryIndex:
                 if (
                     held is not None
                     and current
-                    and head == held.head
                     and now - held.loaded_at < self.max_age_s
+                    and (head == held.head or not inventory_touched_after(session, held.head))
                 ):
                     self._held = _Held(
                         held.snapshot, factory, generation, head, held.loaded_at, now

@@ -54,12 +54,13 @@ class FailoverStartFailed(TiandiError):
 class HealthFeed:
     """What changed in the state file's link health since the last look, for the engine.
 
-    Every :meth:`poll` reads the links whose health changed lately (a handful of rows: the
-    prober rewrites every row every few seconds, so reading them all five times a second cost
-    the API process more CPU than its requests); every ``full_every_s`` it reads them all, which
-    also catches anything the short reads missed and finds links gone stale. A report is passed
-    on when its link's health (or the moment it entered it) differs from what was passed on
-    last; a link not evaluated for ``stale_after_s`` is passed on once as ``unknown``.
+    Every :meth:`poll` reads the links whose health changed lately (a handful of rows); every
+    ``full_every_s`` it reads every link's marks (health, since, evaluated at) — which also
+    catches anything the short reads missed and finds links gone stale — and the whole report
+    of those that changed. (Reading every whole report five times a second cost the API process
+    more CPU than its requests.) A report is passed on when its link's health, or the moment it
+    entered it, differs from what was passed on last; a link not evaluated for
+    ``stale_after_s`` is passed on once as ``unknown``.
     """
 
     OVERLAP_S = 2.0  # re-read a little of the past: a change is committed after it is decided
@@ -77,7 +78,8 @@ class HealthFeed:
         self.full_every_s = full_every_s
         self.clock = clock
         self._fed: dict[str, tuple[Health, float]] = {}  # link -> (health, since) passed on
-        self._seen: dict[str, LinkHealthReport] = {}  # link -> newest report read
+        self._at: dict[str, float] = {}  # link -> newest evaluation read
+        self._last: dict[str, LinkHealthReport] = {}  # link -> last whole report read
         self._last_poll: float | None = None
         self._last_full: float | None = None
 
@@ -85,32 +87,48 @@ class HealthFeed:
         """Reports to give the engine now (blocking: reads the state file)."""
         now = self.clock()
         full = self._last_full is None or now - self._last_full >= self.full_every_s
-        if full or self._last_poll is None:
-            rows = self.state.link_reports()
-            self._last_full = now
-        else:
-            rows = self.state.link_reports(changed_after=self._last_poll - self.OVERLAP_S)
-        self._last_poll = now
         out: list[LinkHealthReport] = []
-        for report in rows:
-            seen = self._seen.get(report.link)
-            if seen is not None and seen.at > report.at:
-                continue
-            self._seen[report.link] = report
-            if now - report.at > self.stale_after_s:
-                continue  # left to the staleness pass below
-            if self._fed.get(report.link) != (report.health, report.since):
-                self._fed[report.link] = (report.health, report.since)
-                out.append(report)
+        if full or self._last_poll is None:
+            self._last_full = now
+            for link, health, since, at in self.state.link_marks():
+                if self._is_news(link, health, since, at, now):
+                    report = self.state.link_report(link)
+                    if report is not None and self._take(report, now):
+                        out.append(report)
+        else:
+            for report in self.state.link_reports(changed_after=self._last_poll - self.OVERLAP_S):
+                if self._take(report, now):
+                    out.append(report)
+        self._last_poll = now
         if full:
             out += self._stale(now)
         return out
 
+    def _is_news(self, link: str, health: Health, since: float, at: float, now: float) -> bool:
+        if at < self._at.get(link, at):
+            return False  # older than what was read already
+        self._at[link] = at
+        return now - at <= self.stale_after_s and self._fed.get(link) != (health, since)
+
+    def _take(self, report: LinkHealthReport, now: float) -> bool:
+        """Record ``report``; whether it is news for the engine."""
+        if report.at < self._at.get(report.link, report.at):
+            return False
+        self._at[report.link] = report.at
+        self._last[report.link] = report
+        if now - report.at > self.stale_after_s:
+            return False  # left to the staleness pass
+        if self._fed.get(report.link) == (report.health, report.since):
+            return False
+        self._fed[report.link] = (report.health, report.since)
+        return True
+
     def _stale(self, now: float) -> list[LinkHealthReport]:
         out: list[LinkHealthReport] = []
-        for link, seen in self._seen.items():
-            age = now - seen.at
-            if age <= self.stale_after_s:
+        for link, at in self._at.items():
+            age = now - at
+            last = self._last.get(link)
+            if age <= self.stale_after_s or last is None:
                 continue
             fed = self._fed.get(link)
             if fed is not None and fed[0] is Health.UNKNOWN:
@@ -118,7 +136,7 @@ class HealthFeed:
             self._fed[link] = (Health.UNKNOWN, now)
             out.append(
                 replace(
-                    seen,
+                    last,
                     health=Health.UNKNOWN,
                     since=now,
                     at=now,

@@ -31,6 +31,7 @@ from api.app import create_app
 from api.config import ApiConfig
 from api.inventory_index import InventoryIndex
 from api.roles import Role
+from controllers import audit
 from inventory.model import MaintenanceWindow, Site
 from tests.api.monitoring_support import in_memory_view
 from tests.api.support import Users
@@ -309,3 +310,35 @@ def test_a_snapshot_of_another_database_is_never_used(
     source[0] = sessionmaker()  # tests point an app at another database this way: none here
     with pytest.raises(UnboundExecutionError):
         asyncio.run(index.snapshot())
+
+
+@pytest.mark.parametrize(
+    ("action", "reloads"),
+    [("failover.switched", False), ("alarm.ack", False), ("site.update", True)],
+)
+def test_failover_and_alarm_records_do_not_reload_the_index(
+    client: TestClient,
+    app: FastAPI,
+    viewer: dict[str, str],
+    session_factory: sessionmaker[Session],
+    clock: Clock,
+    action: str,
+    reloads: bool,
+) -> None:
+    index: InventoryIndex = app.state.inventory_index
+    _status(client, viewer)
+    loads = index.loads
+    for _ in range(3):  # the failover engine records its decisions all the time
+        with session_factory() as session, session.begin():
+            audit.append(
+                session,
+                actor="failover-engine",
+                action=action,
+                target_type="site",
+                target=QUJIANG,
+                before=None,
+                after={"reason": "test"},
+            )
+        clock.now += inventory_index.STALE_LIMIT_S
+        _status(client, viewer)
+    assert (index.loads > loads) is reloads

@@ -94,19 +94,27 @@ def test_reports_already_stale_at_start_are_not_used(tmp_path: Path) -> None:
     state = StateStore(tmp_path / "state.db")
     state.put_links([report("p", Health.DOWN, 100.0, 200.0)])  # a prober long gone
     feed = HealthFeed(state, stale_after_s=30.0, clock=Clock(1000.0))
-    out = feed.poll()
-    assert [r.health for r in out] == [Health.UNKNOWN]  # never its old DOWN
+    assert feed.poll() == []  # never its old DOWN: the engine starts every link unknown
 
 
 class CountingStore(StateStore):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
-        self.rows: list[int] = []
+        self.reads: list[tuple[str, int]] = []
 
     def link_reports(self, changed_after: float | None = None) -> list[LinkHealthReport]:
         found = super().link_reports(changed_after)
-        self.rows.append(len(found))
+        self.reads.append(("reports", len(found)))
         return found
+
+    def link_marks(self) -> list[tuple[str, Health, float, float]]:
+        found = super().link_marks()
+        self.reads.append(("marks", len(found)))
+        return found
+
+    def link_report(self, link: str) -> LinkHealthReport | None:
+        self.reads.append(("report", 1))
+        return super().link_report(link)
 
 
 def test_between_full_reads_only_changed_rows_are_read(tmp_path: Path) -> None:
@@ -116,6 +124,8 @@ def test_between_full_reads_only_changed_rows_are_read(tmp_path: Path) -> None:
     links = [f"l{i}" for i in range(200)]
     state.put_links(report(n, Health.UP, 900.0, 999.9) for n in links)
     assert len(feed.poll()) == 200
+    assert state.reads.count(("report", 1)) == 200  # first sight: every whole report
+    state.reads.clear()
     for step in range(1, 30):  # the prober re-publishes every row; one link goes down
         clock.now = 1000.0 + step * 0.2
         state.put_links(report(n, Health.UP, 900.0, clock.now - 0.1) for n in links[1:])
@@ -123,10 +133,11 @@ def test_between_full_reads_only_changed_rows_are_read(tmp_path: Path) -> None:
             state.put_links([report("l0", Health.DOWN, clock.now - 0.1, clock.now - 0.1)])
         out = feed.poll()
         assert [(r.link, r.health) for r in out] == ([("l0", Health.DOWN)] if step == 10 else [])
-    # one full read at the start and one after 5 s; the rest read the one changed row at most
-    assert state.rows[0] == 200 and state.rows[25] == 200
-    assert sum(1 for n in state.rows if n == 200) == 2
-    assert max(n for n in state.rows if n != 200) <= 1
+    # one full read of the marks after 5 s, and no whole report (nothing new by then); the
+    # short reads return the one changed row at most
+    assert state.reads.count(("marks", 200)) == 1
+    assert ("report", 1) not in state.reads
+    assert max(n for kind, n in state.reads if kind == "reports") <= 1
 
 
 def test_a_link_first_seen_with_an_old_since_arrives_with_the_next_full_read(
