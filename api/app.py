@@ -16,6 +16,7 @@ from api.config import ApiConfig
 from api.deps import PUBLIC_PATHS, forget_cached, required_role
 from api.inventory_index import InventoryIndex
 from api.limits import BodyLimit
+from api.login_throttle import LoginThrottle
 from api.monitoring_view import MonitoringView
 from api.routers import approvals as approval_routes
 from api.routers import (
@@ -86,6 +87,7 @@ def create_app(
     app.state.session_factory = session_factory
     app.state.config = config
     app.state.account_cache = AccountCache(ttl_s=config.account_cache_seconds)
+    app.state.login_throttle = LoginThrottle()
     app.state.inventory_index = InventoryIndex(lambda: app.state.session_factory)
     app.state.forget_cached = forget_cached(app)
     errors.install(app)

@@ -9,6 +9,7 @@ anything else a 500 with a reference to the server log.
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from typing import Any
 
@@ -20,6 +21,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.login_throttle import TooManyLogins
 from inventory.errors import Conflict, InventoryInvalid, NotFound, Problem, TiandiError
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,8 @@ _DESCRIPTIONS = {
     404: "No such object",
     409: "Conflicts with the current state: a name already used, or an object still referred to",
     413: "The request body is too large",
+    429: "Too many failed logins recently: refused without checking the password; the detail "
+    "and the Retry-After header say how long to wait",
     422: "The request is malformed or breaks an inventory rule; every problem is listed",
     503: "The database is unreachable; retry later",
 }
@@ -103,6 +107,11 @@ def install(app: FastAPI) -> None:
         return JSONResponse(
             _body(str(err)), status_code=401, headers={"WWW-Authenticate": _bearer_challenge(err)}
         )
+
+    @app.exception_handler(TooManyLogins)
+    def _too_many(_: Request, err: TooManyLogins) -> JSONResponse:
+        retry = str(max(1, math.ceil(err.retry_after_s)))
+        return JSONResponse(_body(str(err)), status_code=429, headers={"Retry-After": retry})
 
     @app.exception_handler(Forbidden)
     def _forbidden(_: Request, err: Forbidden) -> JSONResponse:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import Depends, Path, Response
+from fastapi import Depends, Path, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
@@ -21,6 +21,7 @@ from api.deps import (
 )
 from api.errors import Forbidden, NotAuthenticated, responses
 from api.listing import DEFAULTS, LimitQuery, OffsetQuery
+from api.login_throttle import LoginThrottle, TooManyLogins
 from api.roles import Role
 from api.schemas import (
     AccessTokenOut,
@@ -45,21 +46,33 @@ router = role_router(prefix="/auth", tag="auth", role=Role.VIEWER)
     "/token",
     summary="Log in",
     response_model=AccessTokenOut,
-    responses=responses(401, 413, 422),
+    responses=responses(401, 413, 422, 429),
 )
 def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     session: SessionDep,
     config: ConfigDep,
+    request: Request,
     response: Response,
 ) -> AccessTokenOut:
     """OAuth2 password flow: user name and password in, a short-lived bearer token out.
-    A wrong password and an unknown user get the same answer."""
+    A wrong password and an unknown user get the same answer. After 5 failures for one user
+    name from one address (or 20 from one address) within 5 minutes, attempts are refused with
+    429 before the password is checked, until the oldest failure is 5 minutes old."""
+    throttle: LoginThrottle = request.app.state.login_throttle
+    client = request.client.host if request.client is not None else "unknown"
+    try:
+        throttle.check(form.username, client)
+    except TooManyLogins:
+        log.warning("login refused for %r from %s: too many failures", form.username, client)
+        raise
     try:
         user = accounts.authenticate(session, form.username, form.password)
     except accounts.LoginFailed as err:
-        log.info("login failed for %r", form.username)
+        throttle.failed(form.username, client)
+        log.info("login failed for %r from %s", form.username, client)
         raise NotAuthenticated(str(err), token_given=False) from err
+    throttle.succeeded(form.username, client)
     if user.disabled:
         raise NotAuthenticated(f"user {user.username!r} is disabled", token_given=False)
     session.commit()  # a password hash upgraded on login
