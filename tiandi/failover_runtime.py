@@ -1,6 +1,9 @@
 """The failover engine as ``tiandi serve`` runs it: its own thread and event loop, fed from the
 state file.
 
+Only one engine may run per database: it holds ``controllers.failover.lease.EngineLease``
+while it runs, and a second ``tiandi serve`` with failover on refuses to start, saying so.
+
 Wiring (the only place that knows all of it): ``SshRunner`` (Tiandi's known-hosts store
 ``<data dir>/ssh/known_hosts``, the ``ssh_host_keys`` policy) → ``DriverRouterControl`` (the
 inventory's routers) → ``FailoverEngine`` → ``FailoverService``, which the API's failover and
@@ -34,6 +37,7 @@ from controllers.drivers import HostKeyPolicy, KnownHostsStore, SshRunner, SshSe
 from controllers.failover.approvals import ApprovalRules
 from controllers.failover.drivers_adapter import DriverRouterControl
 from controllers.failover.engine import EngineConfig, FailoverEngine
+from controllers.failover.lease import EngineLease
 from controllers.failover.policy import PolicySet
 from controllers.failover.service import FailoverService
 from inventory.errors import TiandiError
@@ -232,6 +236,8 @@ class FailoverRuntime:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         opts = self.options
+        bind = self.session_factory.kw.get("bind")
+        lease = await asyncio.to_thread(EngineLease.acquire, bind) if bind is not None else None
         runner = SshRunner(KnownHostsStore(self.known_hosts_path), self.ssh)
         state = StateStore(opts.data_dir / "state.db")
         engine: FailoverEngine | None = None
@@ -262,6 +268,8 @@ class FailoverRuntime:
                 await engine.stop()
             await runner.close()
             await asyncio.to_thread(state.close)
+            if lease is not None:
+                await asyncio.to_thread(lease.release)
 
     async def _feed(self, engine: FailoverEngine, feed: HealthFeed) -> None:
         assert self._stopping is not None
