@@ -67,10 +67,9 @@ def serve(
     ] = False,
 ) -> None:
     """Run the Tiandi API server, with the monitor and the failover engine beside it."""
-    from inventory.db import make_engine, make_session_factory
     from tiandi.failover_runtime import FailoverOptions, FailoverRuntime
     from tiandi.monitoring_runtime import state_view
-    from tiandi.wiring import build_api, check_schema  # the API stack: only when serving
+    from tiandi.wiring import build_api, database_sessions  # the API stack: only when serving
 
     settings = settings_of(ctx)
     args = MonitorArgs(
@@ -81,9 +80,7 @@ def serve(
         build_runtime(ctx, args.options())  # the monitor's settings and schema: fail here, early
     engine: FailoverRuntime | None = None
     try:
-        database = make_engine(settings.database_url)
-        check_schema(database)  # before anything starts
-        sessions = make_session_factory(database)
+        sessions = database_sessions(settings)  # checks the schema before anything starts
         view = state_view(settings, sessions, data_dir)
         if processes is not None:
             processes.start()
@@ -93,7 +90,7 @@ def serve(
                 settings, sessions, FailoverOptions(data_dir=data_dir, port_offset=port_offset)
             )
             service = engine.start()
-        app = build_api(settings, monitoring=view, failover=service)
+        app = build_api(settings, sessions, monitoring=view, failover=service)
         uvicorn.run(
             app,
             host=host or settings.api_host,

@@ -9,6 +9,7 @@ from alembic.migration import MigrationContext
 from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
 from api.config import ApiConfig
@@ -51,16 +52,24 @@ def check_schema(engine: Engine) -> None:
         )
 
 
+def database_sessions(settings: Settings) -> sessionmaker[Session]:
+    """Sessions on the configured database, once its schema is known to be current."""
+    engine = make_engine(settings.database_url)
+    check_schema(engine)
+    return make_session_factory(engine)
+
+
 def build_api(
     settings: Settings,
+    sessions: sessionmaker[Session] | None = None,
     monitoring: MonitoringView | None = None,
     failover: FailoverService | None = None,
 ) -> FastAPI:
-    engine = make_engine(settings.database_url)
-    check_schema(engine)
+    """The API on ``sessions`` (the process's own, so that the API, the monitor view and the
+    failover engine share one connection pool), or on sessions of its own."""
     config = ApiConfig(
         secret_key=signing_key(settings), access_token_minutes=settings.access_token_minutes
     )
     return create_app(
-        make_session_factory(engine), config, monitoring=monitoring, failover=failover
+        sessions or database_sessions(settings), config, monitoring=monitoring, failover=failover
     )

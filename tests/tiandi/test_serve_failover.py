@@ -19,7 +19,6 @@ import json
 import os
 import random
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ from inventory.enums import LinkRole
 from inventory.generator import generate
 from inventory.store import apply_document
 from lab.build import lab_secret_defaults
+from tests.harness import free_ports
 from tiandi.migrate import upgrade
 
 T = TypeVar("T")
@@ -45,9 +45,7 @@ TIANDI = [sys.executable, "-c", "from tiandi.cli import app; app()"]
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def wait_for(check: Callable[[], T | None], timeout_s: float, what: str, *logs: Path) -> T:
